@@ -1,0 +1,38 @@
+/* h1_parse.h - strict, zero-copy HTTP/1.1 message head parser (RFC 9112).
+ * Pure functions: no allocation, no I/O, no global state. The parser is where
+ * request smuggling is stopped, so anything ambiguous is an error. */
+#ifndef PORTICO_HTTP_H1_PARSE_H
+#define PORTICO_HTTP_H1_PARSE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "http/msg.h"
+
+struct h1_limits {
+    size_t max_request_line; /* longer request line -> -414 */
+    size_t max_header_bytes; /* larger head (line + fields) -> -431 */
+};
+
+/* Return values of the parse functions:
+ *   > 0   the head is complete and valid; the value is its length in bytes
+ *   0     incomplete: call again with more bytes (the limits are not yet exceeded)
+ *   < 0   error: the negated HTTP status to answer (-400, -414, -431, -501, -505);
+ *         for responses any error is -502. */
+#define H1_INCOMPLETE 0
+
+/* Parses a request head from buf[0..len). On success fills *req (every view
+ * points into buf). Rejects (400): CL+TE together, differing or repeated
+ * Content-Length, any Transfer-Encoding other than a single final "chunked",
+ * obs-fold, bare LF, NUL or CR inside a field, whitespace before a colon, more
+ * than one Host, missing Host in HTTP/1.1, absolute-form whose authority differs
+ * from Host, invalid method/target/version characters. */
+ssize_t h1_parse_request(const char *buf, size_t len, struct http_request *req,
+                         const struct h1_limits *lim);
+
+/* Parses a response head (status line + fields). Same strictness; every error is
+ * -502 (a bad origin). 1xx responses are returned like any other. */
+ssize_t h1_parse_response(const char *buf, size_t len, struct http_response *resp,
+                          const struct h1_limits *lim);
+
+#endif
