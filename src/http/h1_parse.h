@@ -21,6 +21,20 @@ struct h1_limits {
  *         for responses any error is -502. */
 #define H1_INCOMPLETE 0
 
+/* Character classes shared by the HTTP/1.1 parsers (h1_parse.c, chunked.c):
+ * h1_cclass[byte] is a mask of these bits. Table-driven so the hot loops are
+ * one load and one test per byte. */
+enum {
+    H1_C_TCHAR = 1 << 0,  /* token (RFC 9110 §5.6.2) */
+    H1_C_FVAL = 1 << 1,   /* field-value byte: HTAB, SP, VCHAR, obs-text (§5.5) */
+    H1_C_TARGET = 1 << 2, /* request-target byte: VCHAR except '#' */
+    H1_C_HOST = 1 << 3,   /* reg-name byte accepted: ALPHA DIGIT '-' '.' '_' */
+    H1_C_DIGIT = 1 << 4,  /* DIGIT */
+    H1_C_HEX = 1 << 5,    /* HEXDIG (either case) */
+    H1_C_QDTEXT = 1 << 6, /* qdtext of quoted-string (§5.6.4) */
+};
+extern const unsigned char h1_cclass[256];
+
 /* Parses a request head from buf[0..len). On success fills *req (every view
  * points into buf). Rejects (400): CL+TE together, differing or repeated
  * Content-Length, any Transfer-Encoding other than a single final "chunked",
