@@ -1,0 +1,140 @@
+/* access.c - formats the JSON access-log line of a finished stream (fields as
+ * in DESIGN.md) into the worker's buffer. */
+#include "log/access.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/common.h"
+#include "log/errlog.h"
+#include "log/log_writer.h"
+#include "proxy/engine.h"
+
+#define ACCESS_BUF 65536
+#define ACCESS_FLUSH_AT (ACCESS_BUF - 8192)
+
+struct access_log {
+    size_t len;
+    char data[ACCESS_BUF];
+};
+
+struct access_log *access_log_new(void)
+{
+    struct access_log *al = xmalloc(sizeof(*al));
+    al->len = 0;
+    return al;
+}
+
+void access_log_free(struct access_log *al)
+{
+    if (!al)
+        return;
+    access_log_flush(al);
+    free(al);
+}
+
+void access_log_flush(struct access_log *al)
+{
+    if (al && al->len) {
+        log_writer_submit(al->data, al->len);
+        al->len = 0;
+    }
+}
+
+/* Appends s as a JSON string (quoted); bytes outside printable ASCII are
+ * escaped so the line stays valid JSON whatever the client sent. */
+static char *json_str(char *w, char *end, struct str s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (w >= end - 2)
+        return w;
+    *w++ = '"';
+    for (size_t i = 0; i < s.len && w < end - 8; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            memcpy(w, "\\u00", 4);
+            w[4] = hex[c >> 4];
+            w[5] = hex[c & 15];
+            w += 6;
+        } else {
+            *w++ = (char)c;
+        }
+    }
+    *w++ = '"';
+    return w;
+}
+
+static char *json_lit(char *w, char *end, const char *s)
+{
+    size_t n = strlen(s);
+    if (w + n < end) {
+        memcpy(w, s, n);
+        w += n;
+    }
+    return w;
+}
+
+void stream_log(struct stream *st)
+{
+    struct access_log *al = st->w->alog;
+    if (!al)
+        return;
+    const struct http_request *rq = &st->req;
+    char line[8192];
+    char *w = line, *end = line + sizeof(line) - 2;
+    char tmp[64];
+    uint64_t now_us = clock_mono_us();
+
+    w = json_lit(w, end, "{\"time\":\"");
+    size_t tl = fmt_rfc3339_ms(tmp, clock_wall_ms());
+    memcpy(w, tmp, tl);
+    w += tl;
+    w = json_lit(w, end, "\",\"request_id\":");
+    w = json_str(w, end, str_make(st->req_id, st->req_id_len));
+    w = json_lit(w, end, ",\"client_ip\":");
+    w = json_str(w, end, str_make(st->client_ip, st->client_ip_len));
+    w = json_lit(w, end, ",\"method\":");
+    w = json_str(w, end, rq->method);
+    w = json_lit(w, end, ",\"host\":");
+    w = json_str(w, end, rq->authority);
+    w = json_lit(w, end, ",\"path\":");
+    w = json_str(w, end, rq->path);
+    w = json_lit(w, end, rq->version == 10 ? ",\"protocol\":\"HTTP/1.0\"" : ",\"protocol\":\"HTTP/1.1\"");
+    int n = snprintf(w, (size_t)(end - w),
+                     ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f",
+                     st->status, (unsigned long long)st->bytes_in,
+                     (unsigned long long)st->bytes_out,
+                     st->start_us ? (double)(now_us - st->start_us) / 1000.0 : 0.0);
+    w += n > 0 && n < end - w ? n : 0;
+    w = json_lit(w, end, ",\"upstream\":");
+    if (st->server || st->up_start_us) {
+        const struct conf_server *s = st->server;
+        w = s ? json_str(w, end, str_c(s->address)) : json_lit(w, end, "null");
+        double ums = st->up_end_us > st->up_start_us
+                         ? (double)(st->up_end_us - st->up_start_us) / 1000.0
+                         : (double)(now_us - st->up_start_us) / 1000.0;
+        n = snprintf(w, (size_t)(end - w), ",\"upstream_ms\":%.3f", ums);
+        w += n > 0 && n < end - w ? n : 0;
+    } else {
+        w = json_lit(w, end, "null,\"upstream_ms\":null");
+    }
+    w = json_lit(w, end, ",\"cache\":null,\"user_agent\":");
+    int ua = http_header_find(rq->headers, rq->n_headers, STR_LIT("user-agent"), 0);
+    w = ua >= 0 ? json_str(w, end, rq->headers[ua].value) : json_lit(w, end, "null");
+    w = json_lit(w, end, ",\"route\":");
+    w = st->route ? json_str(w, end, str_c(st->route->name)) : json_lit(w, end, "null");
+    *w++ = '}';
+    *w++ = '\n';
+    size_t len = (size_t)(w - line);
+    if (al->len + len > ACCESS_BUF)
+        access_log_flush(al);
+    memcpy(al->data + al->len, line, len);
+    al->len += len;
+    if (al->len >= ACCESS_FLUSH_AT)
+        access_log_flush(al);
+}

@@ -1,0 +1,171 @@
+/* log_writer.c - access-log writer thread with a bounded queue of blocks. */
+#include "log/log_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "log/errlog.h"
+
+/* Beyond this much queued data, blocks are dropped (and counted) rather than
+ * letting a stuck disk grow memory without bound. */
+#define QUEUE_MAX_BYTES (64u << 20)
+
+struct block {
+    struct block *next;
+    size_t len;
+    char data[];
+};
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct block *head, *tail;
+    size_t queued;
+    bool stop, running;
+    int fd;
+    char *path;
+    atomic_bool reopen;
+    bool failed_reported;
+    unsigned long dropped;
+} lw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
+
+static int open_log(const char *dest)
+{
+    if (strcmp(dest, "stdout") == 0)
+        return 1;
+    int fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(lw.fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (!lw.failed_reported) {
+                log_error("access log: write failed: %s (lines are being dropped)",
+                          strerror(errno));
+                lw.failed_reported = true;
+            }
+            return;
+        }
+        lw.failed_reported = false;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lw.mu);
+    for (;;) {
+        while (!lw.head && !lw.stop && !atomic_load(&lw.reopen))
+            pthread_cond_wait(&lw.cv, &lw.mu);
+        struct block *b = lw.head;
+        lw.head = lw.tail = NULL;
+        lw.queued = 0;
+        bool stop = lw.stop;
+        pthread_mutex_unlock(&lw.mu);
+        if (atomic_exchange(&lw.reopen, false) && lw.fd > 2) {
+            int fd = open_log(lw.path);
+            if (fd >= 0) {
+                close(lw.fd);
+                lw.fd = fd;
+            } else {
+                log_error("access log: cannot reopen %s: %s", lw.path, strerror(-fd));
+            }
+        }
+        while (b) {
+            struct block *next = b->next;
+            write_all(b->data, b->len);
+            free(b);
+            b = next;
+        }
+        if (stop)
+            return NULL;
+        pthread_mutex_lock(&lw.mu);
+    }
+}
+
+int log_writer_start(const char *dest)
+{
+    int fd = open_log(dest);
+    if (fd < 0)
+        return fd;
+    lw.fd = fd;
+    lw.path = xstrdup(dest);
+    lw.stop = false;
+    if (pthread_create(&lw.thread, NULL, writer_main, NULL) != 0) {
+        if (fd > 2)
+            close(fd);
+        return -EAGAIN;
+    }
+    lw.running = true;
+    return 0;
+}
+
+void log_writer_stop(void)
+{
+    if (!lw.running)
+        return;
+    pthread_mutex_lock(&lw.mu);
+    lw.stop = true;
+    pthread_cond_signal(&lw.cv);
+    pthread_mutex_unlock(&lw.mu);
+    pthread_join(lw.thread, NULL);
+    lw.running = false;
+    if (lw.fd > 2)
+        close(lw.fd);
+    lw.fd = -1;
+    free(lw.path);
+    lw.path = NULL;
+}
+
+void log_writer_reopen(void)
+{
+    atomic_store(&lw.reopen, true);
+    pthread_mutex_lock(&lw.mu);
+    pthread_cond_signal(&lw.cv);
+    pthread_mutex_unlock(&lw.mu);
+}
+
+int log_writer_active(void)
+{
+    return lw.running;
+}
+
+void log_writer_submit(const char *data, size_t len)
+{
+    if (!lw.running || !len)
+        return;
+    struct block *b = xmalloc(sizeof(*b) + len);
+    b->next = NULL;
+    b->len = len;
+    memcpy(b->data, data, len);
+    pthread_mutex_lock(&lw.mu);
+    if (lw.queued + len > QUEUE_MAX_BYTES) {
+        lw.dropped++;
+        pthread_mutex_unlock(&lw.mu);
+        free(b);
+        return;
+    }
+    if (lw.tail)
+        lw.tail->next = b;
+    else
+        lw.head = b;
+    lw.tail = b;
+    lw.queued += len;
+    pthread_cond_signal(&lw.cv);
+    pthread_mutex_unlock(&lw.mu);
+}

@@ -1,0 +1,91 @@
+/* engine.h - private interfaces between the proxy engine's files
+ * (client.c, stream.c, upstream.c, forward.c, relay.c, worker.c). */
+#ifndef PORTICO_PROXY_ENGINE_H
+#define PORTICO_PROXY_ENGINE_H
+
+#include "proxy/proxy.h"
+
+/* Results of a processing step. */
+#define STEP_WAIT 0  /* nothing more to do until an I/O event or timer */
+#define STEP_AGAIN 1 /* state changed: dispatch again */
+#define STEP_GONE 2  /* the client connection was closed and released */
+
+/* Results of a pump step inside a stream. */
+#define PUMP_IDLE 0
+#define PUMP_PROGRESS 1
+#define PUMP_STOP 2   /* the stream changed course (error response, close): re-dispatch */
+#define PUMP_FINISH 3 /* the response is complete and flushed */
+
+/* client.c */
+void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, socklen_t len);
+void client_run(struct client *cl);
+/* Queues client_run() to run after the current batch (no recursion). */
+void client_schedule(struct client *cl);
+void client_close(struct client *cl);
+/* Reads into cl->rbuf. Returns bytes, IO_AGAIN, IO_EOF or IO_ERROR. */
+ssize_t client_fill(struct client *cl);
+void client_rearm(struct client *cl);
+
+/* stream.c */
+struct stream *stream_get(struct worker *w, struct client *cl);
+void stream_put(struct stream *st);
+/* Starts processing the parsed request in st->req. Returns a STEP_ value. */
+int stream_start(struct stream *st);
+/* Moves bytes in both directions as far as readiness allows. STEP_ value. */
+int stream_pump(struct stream *st);
+/* Replaces whatever the stream was doing with a local response. Drops the
+ * upstream connection. Never fails. */
+void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
+                    size_t body_len, const char *location, size_t location_len);
+void stream_error(struct stream *st, int status);
+/* Ends the stream abruptly: closes the client (a cut response). STEP_GONE. */
+int stream_abort(struct stream *st);
+
+/* upstream.c */
+enum upfail {
+    UPF_CONNECT,         /* refused / reset while connecting */
+    UPF_CONNECT_TIMEOUT, /* no connection within upstream_connect */
+    UPF_SEND,            /* error writing the request */
+    UPF_SEND_TIMEOUT,
+    UPF_EOF_BEFORE_HEAD, /* closed before a complete response head */
+    UPF_READ_TIMEOUT,
+    UPF_BAD_RESPONSE, /* unparsable head / framing */
+};
+/* Picks a server and connects (or takes a pooled connection). On failure it
+ * retries or answers an error itself. Returns a STEP_ value. */
+int upstream_attach(struct stream *st);
+/* Handles an upstream failure: retry elsewhere, error response, or cut. */
+int upstream_failed(struct stream *st, enum upfail why);
+/* Detaches st->up from the stream: back to the pool when `reuse`, else closed. */
+void upstream_release(struct stream *st, bool reuse);
+ssize_t upconn_fill(struct upconn *up);
+void upconn_rearm(struct upconn *up);
+void pool_close_all(struct worker *w);
+
+/* forward.c */
+/* Computes st->client_ip, st->peer_trusted and st->req_id. */
+void fwd_prepare(struct stream *st);
+/* Writes the upstream request head into st->req_head. 0 or -1 (too large). */
+int fwd_request_head(struct stream *st);
+/* Writes the client response head for `resp` into st->resp_out and sets up
+ * st->resp_body. 0 or -1 (too large). */
+int fwd_response_head(struct stream *st, const struct http_response *resp);
+/* Resolver for templates in the context of a stream. */
+struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg);
+/* Appends the response header rules of the route (if any) to out. */
+int fwd_response_rules(struct stream *st, struct buf *out);
+
+/* relay.c */
+void relay_init(struct relay *r, enum relay_in in, enum relay_out out, uint64_t length);
+/* Takes body bytes from src as r->in frames them (only when r->raw_pending is
+ * 0). ROUT_RAW marks bytes to write as-is; other modes copy reframed data into
+ * out. Returns 0, or -1 on a framing error. */
+int relay_take(struct relay *r, struct buf *src, struct buf *out);
+/* The source closed: for RIN_EOF the body ends (and ROUT_CHUNK gets its last
+ * chunk); returns 0, or -1 when the body was cut short. */
+int relay_eof(struct relay *r, struct buf *out);
+
+/* access.c (log/) hook */
+void stream_log(struct stream *st);
+
+#endif

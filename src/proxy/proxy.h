@@ -1,0 +1,189 @@
+/* proxy.h - the proxy engine's per-worker objects and their contracts:
+ * worker (one thread, one loop), client connection (downstream HTTP/1.1),
+ * stream (one request's lifecycle), upconn (upstream HTTP/1.1 connection) and
+ * relay (one body direction). All of these belong to exactly one worker and
+ * are touched by no other thread. */
+#ifndef PORTICO_PROXY_PROXY_H
+#define PORTICO_PROXY_PROXY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "core/addr.h"
+#include "core/buf.h"
+#include "event/loop.h"
+#include "http/chunked.h"
+#include "http/msg.h"
+
+struct router_scratch;
+struct access_log;
+
+/* ---- worker ---- */
+
+struct wlistener {
+    struct ev_io io;
+    struct worker *w;
+    const struct conf_listener *cl;
+};
+
+struct pool_bucket {
+    struct upconn *head;
+    unsigned count;
+};
+
+/* Messages from the main thread, as bits in worker.inbox_flags. */
+#define WORKER_MSG_DRAIN 1u /* graceful stop: stop accepting, finish in-flight */
+#define WORKER_MSG_STOP 2u  /* stop now */
+#define WORKER_MSG_CONF 4u  /* a new snapshot waits in pending_conf */
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    struct loop loop;
+    struct conf *conf; /* snapshot for new requests; this worker holds a ref */
+    struct ev_io inbox;
+    atomic_uint inbox_flags;
+    struct conf *_Atomic pending_conf;
+
+    int *listen_fds; /* one per conf listener, owned */
+    struct wlistener *listeners;
+    size_t n_listeners;
+
+    void **lb_state;           /* per upstream index */
+    struct pool_bucket *pools; /* per server gid */
+    struct router_scratch *rscratch;
+
+    struct client *clients; /* all open client connections */
+    unsigned n_clients;
+    struct stream *free_streams;
+
+    bool draining;
+    struct timer tick;
+    struct access_log *alog;
+    atomic_bool exited;
+};
+
+/* Connection count across workers (limits.max_connections). */
+extern atomic_ulong g_conn_count;
+
+/* Creates a worker for `conf` (ref taken) with its pre-bound listen fds. */
+struct worker *worker_new(unsigned id, struct conf *conf, int *listen_fds);
+int worker_start(struct worker *w);
+void worker_post(struct worker *w, unsigned msg);
+void worker_join_free(struct worker *w);
+
+/* ---- relay: one body direction ---- */
+
+enum relay_in { RIN_NONE = 0, RIN_LENGTH, RIN_CHUNKED, RIN_EOF };
+enum relay_out { ROUT_RAW = 0, ROUT_CHUNK, ROUT_DECHUNK };
+
+struct relay {
+    uint8_t in;  /* enum relay_in: how the source frames the body */
+    uint8_t out; /* enum relay_out: how it is written to the sink */
+    bool done;   /* the source body has been fully taken from its buffer */
+    bool eof_seen;
+    uint32_t raw_pending; /* bytes at the source buffer head to write as-is */
+    uint64_t remaining;   /* RIN_LENGTH */
+    uint64_t total;       /* body bytes taken so far */
+    struct chunked_dec dec;
+};
+
+/* ---- client (downstream) connection ---- */
+
+enum client_state { CL_HEAD = 0, CL_IDLE, CL_BUSY, CL_CLOSING, CL_DEAD };
+
+struct client {
+    struct ev_io io;
+    struct timer timer;
+    struct deferred dfr;
+    struct deferred run_dfr;
+    bool run_queued;
+    struct worker *w;
+    const struct conf_listener *listener;
+    struct addr peer;
+    char peer_ip[48];
+    uint8_t peer_ip_len;
+    uint8_t state; /* enum client_state */
+    bool can_read, can_write;
+    bool eof;
+    uint64_t state_since;
+    uint64_t last_read, last_write;
+    struct buf *rbuf;
+    struct buf *wbuf; /* CL_CLOSING leftovers (final error response) */
+    struct stream *stream;
+    struct client *prev, *next;
+    unsigned requests;
+};
+
+/* ---- upstream connection ---- */
+
+enum upconn_state { UP_CONNECTING = 0, UP_ACTIVE, UP_IDLE };
+
+struct upconn {
+    struct ev_io io;
+    struct timer timer;
+    struct deferred dfr;
+    struct worker *w;
+    const struct conf_server *server;
+    struct conf *snap; /* the snapshot `server` belongs to (pool key) */
+    struct buf *rbuf;
+    uint8_t state;
+    bool can_read, can_write;
+    bool reused;
+    uint64_t last_read, last_write;
+    struct stream *stream;
+    struct upconn *pnext, *pprev; /* pool links */
+};
+
+/* ---- stream: one request/response exchange ---- */
+
+struct stream {
+    struct worker *w;
+    struct client *cl;
+    struct upconn *up;
+    struct conf *conf; /* snapshot the request started on (ref held) */
+    const struct conf_route *route;
+    struct stream *next_free;
+
+    struct http_request req; /* views into head_copy */
+    char *head_copy;
+    size_t head_cap;
+
+    char req_id[72];
+    uint8_t req_id_len;
+    char client_ip[48];
+    uint8_t client_ip_len;
+    bool peer_trusted;
+
+    /* request direction: req_head then raw body bytes from cl->rbuf */
+    struct buf *req_head;
+    uint32_t req_head_off;
+    struct relay req_body;
+    uint64_t req_body_sent;
+    bool req_sent;
+
+    /* response direction: resp_out then raw body bytes from up->rbuf */
+    struct buf *resp_out;
+    struct relay resp_body;
+    bool resp_head_done; /* upstream head parsed and client head queued */
+    bool resp_started;   /* some response byte (not 100-continue) queued to the client */
+    bool finishing;      /* local response queued: finish once flushed */
+    bool tunnel;         /* after a 101: raw two-way relay */
+    bool close_client;   /* close the client after this response */
+    bool up_reusable;
+    bool is_head;
+    bool expect_sent;
+    int status;
+
+    const struct conf_server *server;
+    unsigned attempts;
+    uint8_t tried[32];
+
+    uint64_t start_us, up_start_us, up_end_us;
+    uint64_t bytes_in, bytes_out;
+};
+
+#endif

@@ -1,0 +1,539 @@
+/* stream.c - one request's lifecycle on a client connection: routing, the
+ * route action (respond, redirect, proxy), pumping both body directions with
+ * back-pressure, local and error responses, and the end of the exchange
+ * (access log, upstream connection back to the pool, keep-alive or close). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/clock.h"
+#include "core/common.h"
+#include "http/h1_parse.h"
+#include "lb/balancer.h"
+#include "net/sock.h"
+#include "proxy/engine.h"
+#include "proxy/router.h"
+
+struct stream *stream_get(struct worker *w, struct client *cl)
+{
+    struct stream *st = w->free_streams;
+    if (st) {
+        w->free_streams = st->next_free;
+    } else {
+        st = xcalloc(1, sizeof(*st));
+    }
+    char *hc = st->head_copy;
+    size_t hcap = st->head_cap;
+    /* Only the fields before `req` need resetting; the message is filled by
+     * the parser. */
+    memset(st, 0, offsetof(struct stream, req));
+    st->head_copy = hc;
+    st->head_cap = hcap;
+    memset(&st->req_id, 0, offsetof(struct stream, bytes_out) + sizeof(st->bytes_out) -
+                               offsetof(struct stream, req_id));
+    st->w = w;
+    st->cl = cl;
+    st->conf = w->conf;
+    return st;
+}
+
+void stream_put(struct stream *st)
+{
+    struct worker *w = st->w;
+    buf_put(st->req_head);
+    st->req_head = NULL;
+    buf_put(st->resp_out);
+    st->resp_out = NULL;
+    if (st->head_cap > 64 * 1024) {
+        free(st->head_copy);
+        st->head_copy = NULL;
+        st->head_cap = 0;
+    }
+    st->next_free = w->free_streams;
+    w->free_streams = st;
+}
+
+static void ensure_resp_out(struct stream *st, size_t need)
+{
+    if (st->resp_out && st->resp_out->size - buf_len(st->resp_out) >= need)
+        return;
+    size_t size = need <= BUF_STD_SIZE ? BUF_STD_SIZE : need;
+    struct buf *nb = buf_get(size);
+    if (st->resp_out) {
+        buf_append(nb, buf_rptr(st->resp_out), buf_len(st->resp_out));
+        buf_put(st->resp_out);
+    }
+    st->resp_out = nb;
+}
+
+/* ---- local responses ---- */
+
+void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
+                    size_t body_len, const char *location, size_t location_len)
+{
+    if (st->up)
+        upstream_release(st, false);
+    if (st->server) {
+        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
+        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
+        st->server = NULL;
+    }
+    /* Keep an unsent 100-continue out: the final status replaces it. */
+    if (st->resp_out)
+        st->resp_out->head = st->resp_out->tail = 0;
+    if (!st->req_body.done || st->w->draining || st->req.framing.conn_close ||
+        (st->req.version == 10 && !st->req.framing.conn_keep_alive) || status == 400 ||
+        status == 408 || status == 413 || status == 414 || status == 431 || status == 505)
+        st->close_client = true;
+    ensure_resp_out(st, body_len + location_len + 1024);
+    struct buf *out = st->resp_out;
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "X-Request-Id: %.*s\r\n%s",
+                     status, http_status_text(status), ctype ? ctype : "text/plain; charset=utf-8",
+                     st->is_head ? 0 : body_len, (int)st->req_id_len, st->req_id,
+                     st->close_client ? "Connection: close\r\n" : "");
+    if (st->is_head)
+        body_len = 0;
+    buf_append(out, head, (size_t)n);
+    if (location) {
+        buf_append(out, "Location: ", 10);
+        buf_append(out, location, location_len);
+        buf_append(out, "\r\n", 2);
+    }
+    if (status < 500 && status != 408 && fwd_response_rules(st, out) < 0) {
+        /* Rules that do not fit are dropped rather than failing the reply. */
+    }
+    buf_append(out, "\r\n", 2);
+    if (body_len)
+        buf_append(out, body, body_len);
+    st->status = status;
+    st->resp_head_done = true;
+    st->resp_started = true;
+    st->finishing = true;
+    relay_init(&st->resp_body, RIN_NONE, ROUT_RAW, 0);
+}
+
+void stream_error(struct stream *st, int status)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, http_status_text(status));
+    stream_respond(st, status, NULL, body, (size_t)n, NULL, 0);
+}
+
+/* ---- start ---- */
+
+static int start_proxy(struct stream *st)
+{
+    const struct http_request *rq = &st->req;
+    st->req_head = buf_get(rq->head_len + 2048 <= BUF_STD_SIZE ? BUF_STD_SIZE
+                                                               : rq->head_len + 4096);
+    if (fwd_request_head(st) < 0) {
+        stream_error(st, 431);
+        return STEP_AGAIN;
+    }
+    if (rq->framing.chunked)
+        relay_init(&st->req_body, RIN_CHUNKED, ROUT_RAW, 0);
+    else if (rq->framing.has_content_length)
+        relay_init(&st->req_body, RIN_LENGTH, ROUT_RAW, rq->framing.content_length);
+    else
+        relay_init(&st->req_body, RIN_NONE, ROUT_RAW, 0);
+    if (rq->expect_continue && rq->version == 11 && !st->req_body.done &&
+        !(st->cl->rbuf && buf_len(st->cl->rbuf))) {
+        ensure_resp_out(st, 64);
+        buf_append(st->resp_out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        st->expect_sent = true;
+    }
+    return upstream_attach(st);
+}
+
+int stream_start(struct stream *st)
+{
+    struct client *cl = st->cl;
+    const struct conf *c = st->conf;
+    const struct http_request *rq = &st->req;
+
+    st->start_us = clock_mono_us();
+    st->is_head = rq->method_id == HTTP_M_HEAD;
+    st->bytes_in = rq->head_len;
+    fwd_prepare(st);
+    cl->requests++;
+
+    /* Until the body is known to be consumed, the connection cannot be reused. */
+    st->req_body.done = !rq->framing.chunked &&
+                        !(rq->framing.has_content_length && rq->framing.content_length);
+
+    if (c->limits.max_body_bytes && rq->framing.has_content_length &&
+        rq->framing.content_length > c->limits.max_body_bytes) {
+        stream_error(st, 413);
+        return STEP_AGAIN;
+    }
+    if (rq->method_id == HTTP_M_CONNECT) {
+        stream_error(st, 405);
+        return STEP_AGAIN;
+    }
+    if (cl->listener->redirect_https) {
+        char loc[8192];
+        struct str host = fwd_tmpl_var(st, TMPL_HOST, STR_NULL);
+        struct str uri = fwd_tmpl_var(st, TMPL_URI, STR_NULL);
+        int n = snprintf(loc, sizeof(loc), "https://%.*s%.*s", STR_FMT(host), STR_FMT(uri));
+        if (n >= (int)sizeof(loc))
+            n = sizeof(loc) - 1;
+        stream_respond(st, 308, NULL, "", 0, loc, (size_t)n);
+        return STEP_AGAIN;
+    }
+
+    st->route = router_match(c, rq->authority, rq->path, rq->method_id, rq->method,
+                             st->w->rscratch);
+    if (!st->route) {
+        stream_error(st, 404);
+        return STEP_AGAIN;
+    }
+    switch (st->route->action) {
+    case ROUTE_RESPOND:
+        stream_respond(st, st->route->respond_status, st->route->respond_content_type,
+                       st->route->respond_body, st->route->respond_body_len, NULL, 0);
+        return STEP_AGAIN;
+    case ROUTE_REDIRECT: {
+        char loc[8192];
+        size_t n = tmpl_expand(st->route->redirect_to, fwd_tmpl_var, st, loc, sizeof(loc));
+        if (n > sizeof(loc))
+            n = sizeof(loc);
+        for (size_t k = 0; k < n; k++)
+            if (loc[k] == '\r' || loc[k] == '\n' || loc[k] == '\0')
+                loc[k] = '_';
+        stream_respond(st, st->route->redirect_status, NULL, "", 0, loc, n);
+        return STEP_AGAIN;
+    }
+    default:
+        return start_proxy(st);
+    }
+}
+
+/* ---- finish ---- */
+
+static int stream_finish(struct stream *st)
+{
+    struct client *cl = st->cl;
+    if (st->up) {
+        bool reuse = st->up_reusable && st->req_sent && st->resp_body.done && !st->tunnel &&
+                     !st->resp_body.eof_seen && st->up->rbuf && buf_len(st->up->rbuf) == 0;
+        upstream_release(st, reuse);
+    }
+    if (st->server) {
+        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
+        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
+    }
+    stream_log(st);
+    bool close = st->close_client || !st->req_body.done || cl->eof;
+    cl->stream = NULL;
+    stream_put(st);
+    if (close) {
+        client_close(cl);
+        return STEP_GONE;
+    }
+    cl->state = CL_IDLE;
+    cl->state_since = clock_ms();
+    return STEP_AGAIN;
+}
+
+int stream_abort(struct stream *st)
+{
+    struct client *cl = st->cl;
+    if (st->up)
+        upstream_release(st, false);
+    if (st->server) {
+        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
+        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
+    }
+    if (!st->status)
+        st->status = 499;
+    stream_log(st);
+    cl->stream = NULL;
+    stream_put(st);
+    client_close(cl);
+    return STEP_GONE;
+}
+
+/* ---- pumping ---- */
+
+/* Writes pending response bytes (resp_out, then raw body bytes held in the
+ * upstream buffer) to the client. */
+static int flush_client(struct stream *st)
+{
+    struct client *cl = st->cl;
+    struct buf *out = st->resp_out;
+    size_t olen = out ? buf_len(out) : 0;
+    size_t raw = st->resp_body.raw_pending;
+    if (!olen && !raw)
+        return PUMP_IDLE;
+    if (!cl->can_write)
+        return PUMP_IDLE;
+    struct iovec iov[2];
+    int n = 0;
+    if (olen)
+        iov[n++] = (struct iovec){buf_rptr(out), olen};
+    if (raw)
+        iov[n++] = (struct iovec){buf_rptr(st->up->rbuf), raw};
+    ssize_t w = sock_writev(cl->io.fd, iov, n);
+    if (w == IO_AGAIN) {
+        cl->can_write = false;
+        return PUMP_IDLE;
+    }
+    if (w < 0)
+        return stream_abort(st), PUMP_STOP;
+    cl->last_write = clock_ms();
+    st->bytes_out += (uint64_t)w;
+    size_t k = (size_t)w;
+    if (olen) {
+        size_t a = k < olen ? k : olen;
+        buf_consume(out, a);
+        k -= a;
+    }
+    if (k) {
+        buf_consume(st->up->rbuf, k);
+        st->resp_body.raw_pending -= (uint32_t)k;
+    }
+    if ((size_t)w < olen + raw)
+        cl->can_write = false;
+    return PUMP_PROGRESS;
+}
+
+/* Request direction: head and body to the upstream. */
+static int pump_request(struct stream *st)
+{
+    struct client *cl = st->cl;
+    struct upconn *up = st->up;
+    const struct conf *c = st->conf;
+    int progress = PUMP_IDLE;
+    for (;;) {
+        size_t hrem = st->req_head ? st->req_head->tail - st->req_head_off : 0;
+        size_t raw = st->req_body.raw_pending;
+        if (hrem || raw) {
+            if (!up->can_write)
+                return progress;
+            struct iovec iov[2];
+            int n = 0;
+            if (hrem)
+                iov[n++] = (struct iovec){st->req_head->data + st->req_head_off, hrem};
+            if (raw)
+                iov[n++] = (struct iovec){buf_rptr(cl->rbuf), raw};
+            ssize_t w = sock_writev(up->io.fd, iov, n);
+            if (w == IO_AGAIN) {
+                up->can_write = false;
+                return progress;
+            }
+            if (w < 0) {
+                upstream_failed(st, UPF_SEND);
+                return PUMP_STOP;
+            }
+            up->last_write = clock_ms();
+            size_t k = (size_t)w;
+            size_t a = k < hrem ? k : hrem;
+            st->req_head_off += (uint32_t)a;
+            k -= a;
+            if (k) {
+                buf_consume(cl->rbuf, k);
+                st->req_body.raw_pending -= (uint32_t)k;
+                st->req_body_sent += k;
+                st->bytes_in += k;
+            }
+            if ((size_t)w < hrem + raw)
+                up->can_write = false;
+            progress = PUMP_PROGRESS;
+            continue;
+        }
+        if (st->req_body.done) {
+            st->req_sent = true;
+            return progress;
+        }
+        if (cl->rbuf && buf_len(cl->rbuf)) {
+            if (relay_take(&st->req_body, cl->rbuf, NULL) < 0) {
+                if (st->resp_started)
+                    return stream_abort(st), PUMP_STOP;
+                stream_error(st, 400);
+                return PUMP_STOP;
+            }
+            if (c->limits.max_body_bytes && st->req_body.total > c->limits.max_body_bytes) {
+                if (st->resp_started)
+                    return stream_abort(st), PUMP_STOP;
+                stream_error(st, 413);
+                return PUMP_STOP;
+            }
+            if (st->req_body.raw_pending || st->req_body.done) {
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+        }
+        if (!cl->can_read)
+            return progress;
+        ssize_t r = client_fill(cl);
+        if (r == IO_AGAIN)
+            return progress;
+        if (r < 0) /* the client went away mid-body */
+            return stream_abort(st), PUMP_STOP;
+        progress = PUMP_PROGRESS;
+    }
+}
+
+static int parse_response_head(struct stream *st)
+{
+    struct upconn *up = st->up;
+    struct http_response rs;
+    const struct conf *c = st->conf;
+    struct h1_limits lim = {.max_request_line = c->limits.max_header_bytes,
+                            .max_header_bytes = up->rbuf->size - 1024};
+    for (;;) {
+        if (!buf_len(up->rbuf))
+            return PUMP_IDLE;
+        ssize_t n = h1_parse_response(buf_rptr(up->rbuf), buf_len(up->rbuf), &rs, &lim);
+        if (n == H1_INCOMPLETE)
+            return PUMP_IDLE;
+        if (n < 0) {
+            upstream_failed(st, UPF_BAD_RESPONSE);
+            return PUMP_STOP;
+        }
+        if (rs.status < 200 && rs.status != 101) {
+            /* Interim responses are not relayed (100-continue is ours). */
+            buf_consume(up->rbuf, (size_t)n);
+            continue;
+        }
+        if (rs.status == 101 && !(st->req.framing.conn_upgrade && st->req.upgrade.len)) {
+            upstream_failed(st, UPF_BAD_RESPONSE);
+            return PUMP_STOP;
+        }
+        st->up_end_us = clock_mono_us();
+        ensure_resp_out(st, (size_t)n + 2048);
+        if (st->resp_out && buf_len(st->resp_out) && st->expect_sent) {
+            /* An unsent 100-continue is pointless now that the answer is here. */
+            st->resp_out->head = st->resp_out->tail = 0;
+        }
+        if (fwd_response_head(st, &rs) < 0) {
+            upstream_failed(st, UPF_BAD_RESPONSE);
+            return PUMP_STOP;
+        }
+        buf_consume(up->rbuf, (size_t)n);
+        st->resp_head_done = true;
+        st->resp_started = true;
+        if (st->tunnel) {
+            /* Everything after the 101 is tunnel data, in both directions. */
+            relay_init(&st->req_body, RIN_EOF, ROUT_RAW, 0);
+        }
+        return PUMP_PROGRESS;
+    }
+}
+
+/* Response direction: head and body from the upstream to the client. */
+static int pump_response(struct stream *st)
+{
+    struct upconn *up = st->up;
+    int progress = PUMP_IDLE;
+    for (;;) {
+        int r = flush_client(st);
+        if (r == PUMP_STOP)
+            return r;
+        if (r == PUMP_PROGRESS) {
+            progress = PUMP_PROGRESS;
+            continue;
+        }
+        if ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending)
+            return progress; /* the client is not writable */
+        if (st->finishing || (st->resp_head_done && st->resp_body.done))
+            return PUMP_FINISH;
+        if (!up || up->state != UP_ACTIVE)
+            return progress;
+        if (!st->resp_head_done) {
+            r = parse_response_head(st);
+            if (r != PUMP_IDLE) {
+                if (r == PUMP_STOP)
+                    return r;
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+        } else if (buf_len(up->rbuf)) {
+            if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0) {
+                /* Bad framing mid-body: the client must not see it complete. */
+                return stream_abort(st), PUMP_STOP;
+            }
+            if (st->resp_body.raw_pending || st->resp_body.done ||
+                (st->resp_out && buf_len(st->resp_out))) {
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+        }
+        if (!up->can_read)
+            return progress;
+        ssize_t n = upconn_fill(up);
+        if (n == IO_AGAIN)
+            return progress;
+        if (n < 0) {
+            if (!st->resp_head_done) {
+                if (buf_len(up->rbuf))
+                    upstream_failed(st, UPF_BAD_RESPONSE);
+                else
+                    upstream_failed(st, UPF_EOF_BEFORE_HEAD);
+                return PUMP_STOP;
+            }
+            if (n == IO_EOF && relay_eof(&st->resp_body, st->resp_out) == 0) {
+                st->up_reusable = false;
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            /* Cut by the origin: close the client before the body completes. */
+            return stream_abort(st), PUMP_STOP;
+        }
+        progress = PUMP_PROGRESS;
+    }
+}
+
+/* After a 101: bytes flow both ways until either side closes. */
+static int pump_tunnel(struct stream *st)
+{
+    int r = pump_response(st);
+    if (r == PUMP_STOP)
+        return r;
+    if (r == PUMP_FINISH) /* the upstream closed and everything was flushed */
+        return PUMP_FINISH;
+    if (st->up && st->up->state == UP_ACTIVE) {
+        int q = pump_request(st);
+        if (q == PUMP_STOP)
+            return q;
+        if (st->cl->eof && !st->req_body.raw_pending)
+            return PUMP_FINISH;
+        if (q == PUMP_PROGRESS)
+            r = PUMP_PROGRESS;
+    }
+    return r;
+}
+
+int stream_pump(struct stream *st)
+{
+    for (int guard = 0; guard < 256; guard++) {
+        int r;
+        if (st->tunnel) {
+            r = pump_tunnel(st);
+        } else {
+            r = PUMP_IDLE;
+            if (st->up && st->up->state == UP_ACTIVE && !st->req_sent && !st->finishing) {
+                r = pump_request(st);
+                if (r == PUMP_STOP)
+                    return STEP_AGAIN;
+            }
+            int q = pump_response(st);
+            if (q == PUMP_STOP)
+                return STEP_AGAIN;
+            if (q != PUMP_IDLE)
+                r = q;
+        }
+        if (r == PUMP_STOP)
+            return STEP_AGAIN;
+        if (r == PUMP_FINISH)
+            return stream_finish(st);
+        if (r == PUMP_IDLE)
+            return STEP_WAIT;
+    }
+    client_schedule(st->cl);
+    return STEP_WAIT;
+}

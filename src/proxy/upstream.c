@@ -1,0 +1,373 @@
+/* upstream.c - upstream HTTP/1.1 connections: picking a server, connecting,
+ * the per-worker keep-alive pool, failures (passive marking, retries,
+ * 502/503/504) and the upstream-side timers. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/common.h"
+#include "lb/balancer.h"
+#include "lb/server.h"
+#include "log/errlog.h"
+#include "net/sock.h"
+#include "proxy/engine.h"
+
+static void upconn_io_cb(struct ev_io *io, uint32_t events);
+static void upconn_timer_cb(struct timer *t);
+
+static void upconn_free_deferred(struct deferred *d)
+{
+    struct upconn *up = container_of(d, struct upconn, dfr);
+    free(up);
+}
+
+static void upconn_close(struct upconn *up)
+{
+    struct worker *w = up->w;
+    timer_cancel(&w->loop, &up->timer);
+    if (up->io.fd >= 0) {
+        close(up->io.fd);
+        up->io.fd = -1;
+    }
+    up->io.dead = true;
+    buf_put(up->rbuf);
+    up->rbuf = NULL;
+    conf_unref(up->snap);
+    up->snap = NULL;
+    up->dfr.fn = upconn_free_deferred;
+    loop_defer(&w->loop, &up->dfr);
+}
+
+/* ---- pool ---- */
+
+static void pool_remove(struct worker *w, struct upconn *up)
+{
+    struct pool_bucket *b = &w->pools[up->server->gid];
+    if (up->pprev)
+        up->pprev->pnext = up->pnext;
+    else
+        b->head = up->pnext;
+    if (up->pnext)
+        up->pnext->pprev = up->pprev;
+    up->pnext = up->pprev = NULL;
+    b->count--;
+}
+
+static struct upconn *pool_take(struct worker *w, const struct conf_server *s)
+{
+    struct pool_bucket *b = &w->pools[s->gid];
+    struct upconn *up = b->head;
+    if (!up)
+        return NULL;
+    pool_remove(w, up);
+    return up;
+}
+
+void pool_close_all(struct worker *w)
+{
+    if (!w->pools || !w->conf)
+        return;
+    for (size_t i = 0; i < w->conf->n_servers_total; i++) {
+        while (w->pools[i].head) {
+            struct upconn *up = w->pools[i].head;
+            pool_remove(w, up);
+            upconn_close(up);
+        }
+    }
+}
+
+void upstream_release(struct stream *st, bool reuse)
+{
+    struct upconn *up = st->up;
+    struct worker *w = st->w;
+    st->up = NULL;
+    up->stream = NULL;
+    const struct conf_upstream *u = up->server->upstream;
+    if (reuse && !w->draining && up->snap == w->conf &&
+        w->pools[up->server->gid].count < u->keepalive) {
+        struct pool_bucket *b = &w->pools[up->server->gid];
+        up->state = UP_IDLE;
+        up->reused = true;
+        up->pprev = NULL;
+        up->pnext = b->head;
+        if (b->head)
+            b->head->pprev = up;
+        b->head = up;
+        b->count++;
+        if (buf_len(up->rbuf) == 0) {
+            buf_put(up->rbuf);
+            up->rbuf = NULL;
+        }
+        up->last_read = clock_ms();
+        timer_set(&w->loop, &up->timer, up->last_read + st->conf->timeouts.keepalive_ms);
+        return;
+    }
+    upconn_close(up);
+}
+
+/* ---- I/O ---- */
+
+ssize_t upconn_fill(struct upconn *up)
+{
+    if (!up->rbuf)
+        up->rbuf = buf_get(BUF_STD_SIZE);
+    struct buf *b = up->rbuf;
+    if (buf_room(b) == 0) {
+        buf_compact(b);
+        if (buf_room(b) == 0)
+            return IO_AGAIN; /* full: the sink must drain first */
+    }
+    size_t room = buf_room(b);
+    ssize_t n = sock_read(up->io.fd, buf_wptr(b), room);
+    if (n > 0) {
+        b->tail += (uint32_t)n;
+        up->last_read = clock_ms();
+        if ((size_t)n < room)
+            up->can_read = false;
+    } else if (n == IO_AGAIN) {
+        up->can_read = false;
+    }
+    return n;
+}
+
+void upconn_rearm(struct upconn *up)
+{
+    struct stream *st = up->stream;
+    if (!st)
+        return;
+    const struct conf_upstream *u = up->server->upstream;
+    uint64_t when;
+    if (up->state == UP_CONNECTING)
+        return; /* armed once at connect time */
+    if (st->tunnel)
+        when = MAX(up->last_read, up->last_write) + u->read_timeout_ms;
+    else if (!st->req_sent && !up->can_write)
+        when = up->last_write + u->write_timeout_ms;
+    else
+        when = up->last_read + u->read_timeout_ms;
+    timer_set(&up->w->loop, &up->timer, when);
+}
+
+static void upconn_io_cb(struct ev_io *io, uint32_t events)
+{
+    struct upconn *up = container_of(io, struct upconn, io);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        up->can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        up->can_write = true;
+    if (up->state == UP_IDLE) {
+        /* An idle pooled connection has nothing to say: data or a close means
+         * it can no longer be used. */
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            pool_remove(up->w, up);
+            upconn_close(up);
+        }
+        return;
+    }
+    struct stream *st = up->stream;
+    if (!st)
+        return;
+    if (up->state == UP_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = sock_error(io->fd);
+        if (err || (events & EPOLLERR)) {
+            log_debug("upstream %s: connect failed: %s", up->server->address,
+                      strerror(err ? err : ECONNREFUSED));
+            upstream_failed(st, UPF_CONNECT);
+            client_run(st->cl);
+            return;
+        }
+        up->state = UP_ACTIVE;
+        up->last_write = up->last_read = clock_ms();
+        server_mark_ok(up->server);
+    }
+    client_run(st->cl);
+}
+
+static void upconn_timer_cb(struct timer *t)
+{
+    struct upconn *up = container_of(t, struct upconn, timer);
+    if (up->state == UP_IDLE) {
+        pool_remove(up->w, up);
+        upconn_close(up);
+        return;
+    }
+    struct stream *st = up->stream;
+    if (!st)
+        return;
+    struct client *cl = st->cl;
+    uint64_t now = clock_ms();
+    const struct conf_upstream *u = up->server->upstream;
+    if (up->state == UP_CONNECTING) {
+        log_warn("upstream %s: connect timeout", up->server->address);
+        upstream_failed(st, UPF_CONNECT_TIMEOUT);
+    } else if (st->tunnel) {
+        if (now < MAX(up->last_read, up->last_write) + u->read_timeout_ms) {
+            upconn_rearm(up);
+            return;
+        }
+        stream_abort(st);
+        return;
+    } else if (!st->req_sent && !up->can_write) {
+        if (now < up->last_write + u->write_timeout_ms) {
+            upconn_rearm(up);
+            return;
+        }
+        upstream_failed(st, UPF_SEND_TIMEOUT);
+    } else {
+        if (now < up->last_read + u->read_timeout_ms) {
+            upconn_rearm(up);
+            return;
+        }
+        upstream_failed(st, UPF_READ_TIMEOUT);
+    }
+    client_run(cl);
+}
+
+/* ---- attach, fail ---- */
+
+static int attach_conn(struct stream *st, const struct conf_server *s)
+{
+    struct worker *w = st->w;
+    /* Pools hold connections of the worker's current snapshot only. */
+    struct upconn *up = st->conf == w->conf ? pool_take(w, s) : NULL;
+    if (up) {
+        timer_cancel(&w->loop, &up->timer);
+        up->state = UP_ACTIVE;
+        up->stream = st;
+        up->last_read = up->last_write = clock_ms();
+        st->up = up;
+        return 0;
+    }
+    int fd = sock_connect(&s->addr);
+    if (fd < 0)
+        return fd;
+    up = xcalloc(1, sizeof(*up));
+    up->io.fd = fd;
+    up->io.cb = upconn_io_cb;
+    up->w = w;
+    up->server = s;
+    up->snap = st->conf;
+    conf_ref(up->snap);
+    up->state = UP_CONNECTING;
+    up->can_write = false;
+    up->stream = st;
+    timer_init(&up->timer, upconn_timer_cb);
+    if (loop_add(&w->loop, &up->io) < 0) {
+        int e = errno;
+        close(fd);
+        conf_unref(up->snap);
+        free(up);
+        return -(e ? e : EIO);
+    }
+    timer_set(&w->loop, &up->timer, clock_ms() + s->upstream->connect_timeout_ms);
+    st->up = up;
+    return 0;
+}
+
+static struct str lb_key(struct stream *st, const struct conf_upstream *u, char *tmp,
+                         size_t cap)
+{
+    if (u->balance == LB_IP_HASH) {
+        const struct sockaddr_storage *ss = &st->cl->peer.ss;
+        if (ss->ss_family == AF_INET)
+            return str_make((const char *)&((const struct sockaddr_in *)ss)->sin_addr, 4);
+        if (ss->ss_family == AF_INET6)
+            return str_make((const char *)&((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        return STR_NULL;
+    }
+    if (u->balance == LB_HASH && u->hash_key) {
+        size_t n = tmpl_expand(u->hash_key, fwd_tmpl_var, st, tmp, cap);
+        return str_make(tmp, n < cap ? n : cap);
+    }
+    return STR_NULL;
+}
+
+int upstream_attach(struct stream *st)
+{
+    const struct conf_upstream *u = st->route->upstream;
+    const struct balancer_ops *ops = balancer_for(u->balance);
+    void *lbs = st->w->lb_state[u->index];
+    char keybuf[1024];
+    for (;;) {
+        struct lb_pick_ctx ctx = {.now_ms = clock_ms(),
+                                  .key = lb_key(st, u, keybuf, sizeof(keybuf)),
+                                  .tried = st->tried};
+        const struct conf_server *s = ops->pick(lbs, u, &ctx);
+        if (!s) {
+            stream_error(st, st->attempts ? 502 : 503);
+            return STEP_AGAIN;
+        }
+        st->server = s;
+        st->attempts++;
+        if (s->index < sizeof(st->tried) * 8)
+            lb_set_tried(st->tried, s->index);
+        if (!st->up_start_us)
+            st->up_start_us = clock_mono_us();
+        int rc = attach_conn(st, s);
+        if (rc == 0)
+            return STEP_AGAIN;
+        log_warn("upstream %s: connect failed: %s", s->address, strerror(-rc));
+        server_mark_failed(s, clock_ms());
+        ops->release(lbs, s);
+        st->server = NULL;
+        if (st->attempts > u->retries) {
+            stream_error(st, 502);
+            return STEP_AGAIN;
+        }
+    }
+}
+
+static bool method_idempotent(enum http_method m)
+{
+    return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_PUT || m == HTTP_M_DELETE ||
+           m == HTTP_M_OPTIONS || m == HTTP_M_TRACE;
+}
+
+int upstream_failed(struct stream *st, enum upfail why)
+{
+    struct upconn *up = st->up;
+    const struct conf_server *s = st->server;
+    const struct conf_upstream *u = s->upstream;
+    bool reused = up && up->reused;
+    if (up)
+        upstream_release(st, false);
+    const struct balancer_ops *ops = balancer_for(u->balance);
+    ops->release(st->w->lb_state[u->index], s);
+    st->server = NULL;
+
+    bool connect_fail = why == UPF_CONNECT || why == UPF_CONNECT_TIMEOUT;
+    if (connect_fail) {
+        server_mark_failed(s, clock_ms());
+    }
+    if (st->resp_head_done)
+        return stream_abort(st);
+
+    bool nothing_sent = st->req_body_sent == 0;
+    /* A pooled connection the origin closed just as it was reused: the request
+     * never reached it. Retry on a fresh connection without counting it. */
+    if (reused && nothing_sent && (why == UPF_SEND || why == UPF_EOF_BEFORE_HEAD) &&
+        method_idempotent(st->req.method_id) && st->attempts <= u->retries + 8) {
+        if (s->index < sizeof(st->tried) * 8)
+            st->tried[s->index / 8] &= (uint8_t)~(1u << (s->index % 8));
+        st->attempts--;
+        st->req_head_off = 0;
+        return upstream_attach(st);
+    }
+    if (connect_fail && nothing_sent && st->attempts <= u->retries) {
+        st->req_head_off = 0;
+        return upstream_attach(st);
+    }
+    int status = (why == UPF_READ_TIMEOUT || why == UPF_CONNECT_TIMEOUT ||
+                  why == UPF_SEND_TIMEOUT)
+                     ? 504
+                     : 502;
+    stream_error(st, status);
+    return STEP_AGAIN;
+}

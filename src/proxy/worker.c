@@ -1,0 +1,203 @@
+/* worker.c - a worker thread: its loop, its listening sockets and accepts,
+ * its inbox from the main thread (drain, stop), its per-upstream balancer
+ * states and keep-alive pools, and its graceful drain. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/common.h"
+#include "lb/balancer.h"
+#include "log/access.h"
+#include "log/errlog.h"
+#include "log/log_writer.h"
+#include "proxy/engine.h"
+#include "proxy/router.h"
+
+atomic_ulong g_conn_count;
+
+#define ACCEPT_BATCH 64
+#define TICK_MS 200
+
+static void listener_cb(struct ev_io *io, uint32_t events)
+{
+    struct wlistener *wl = container_of(io, struct wlistener, io);
+    struct worker *w = wl->w;
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH && !w->draining; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                log_error("accept: %s", strerror(errno));
+            return;
+        }
+        unsigned long n = atomic_fetch_add_explicit(&g_conn_count, 1, memory_order_relaxed);
+        if (n >= w->conf->limits.max_connections) {
+            /* Over the limit: refuse at once rather than let it linger. */
+            atomic_fetch_sub_explicit(&g_conn_count, 1, memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        client_accept(wl, fd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void close_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        struct wlistener *wl = &w->listeners[i];
+        if (wl->io.fd >= 0) {
+            loop_del(&w->loop, &wl->io);
+            close(wl->io.fd);
+            wl->io.fd = -1;
+            wl->io.dead = true;
+        }
+    }
+}
+
+static void start_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    close_listeners(w);
+    pool_close_all(w);
+    /* Idle connections close now; busy ones after their current response. */
+    struct client *cl = w->clients;
+    while (cl) {
+        struct client *next = cl->next;
+        if (cl->state == CL_IDLE || (cl->state == CL_HEAD && !(cl->rbuf && buf_len(cl->rbuf))))
+            client_close(cl);
+        cl = next;
+    }
+}
+
+static void inbox_cb(struct ev_io *io, uint32_t events)
+{
+    struct worker *w = container_of(io, struct worker, inbox);
+    (void)events;
+    uint64_t v;
+    ssize_t r = read(io->fd, &v, sizeof(v));
+    (void)r;
+    unsigned msg = atomic_exchange(&w->inbox_flags, 0);
+    if (msg & WORKER_MSG_STOP) {
+        w->loop.stop = true;
+        return;
+    }
+    if (msg & WORKER_MSG_DRAIN)
+        start_drain(w);
+}
+
+static void tick_cb(struct timer *t)
+{
+    struct worker *w = container_of(t, struct worker, tick);
+    access_log_flush(w->alog);
+    timer_set(&w->loop, &w->tick, clock_ms() + TICK_MS);
+}
+
+struct worker *worker_new(unsigned id, struct conf *conf, int *listen_fds)
+{
+    struct worker *w = xcalloc(1, sizeof(*w));
+    w->id = id;
+    w->conf = conf;
+    conf_ref(conf);
+    w->listen_fds = listen_fds;
+    w->n_listeners = conf->n_listeners;
+    w->listeners = xcalloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*w->listeners));
+    for (size_t i = 0; i < conf->n_listeners; i++) {
+        w->listeners[i].io.fd = listen_fds[i];
+        w->listeners[i].io.cb = listener_cb;
+        w->listeners[i].w = w;
+        w->listeners[i].cl = &conf->listeners[i];
+    }
+    w->lb_state = xcalloc(conf->n_upstreams ? conf->n_upstreams : 1, sizeof(void *));
+    for (size_t i = 0; i < conf->n_upstreams; i++)
+        w->lb_state[i] = balancer_for(conf->upstreams[i].balance)->init(&conf->upstreams[i]);
+    w->pools = xcalloc(conf->n_servers_total ? conf->n_servers_total : 1, sizeof(*w->pools));
+    atomic_init(&w->inbox_flags, 0);
+    w->inbox.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->inbox.cb = inbox_cb;
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    clock_update();
+    w->rscratch = router_scratch_new();
+    if (log_writer_active())
+        w->alog = access_log_new();
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (loop_add_level(&w->loop, &w->listeners[i].io) < 0)
+            log_error("worker %u: cannot watch listener: %s", w->id, strerror(errno));
+    loop_add_level(&w->loop, &w->inbox);
+    timer_init(&w->tick, tick_cb);
+    timer_set(&w->loop, &w->tick, clock_ms() + TICK_MS);
+
+    while (!w->loop.stop) {
+        loop_run_once(&w->loop, 1000);
+        if (w->draining && w->n_clients == 0)
+            break;
+    }
+
+    /* Stop: whatever is still open is closed now. */
+    close_listeners(w);
+    while (w->clients)
+        client_close(w->clients);
+    pool_close_all(w);
+    timer_cancel(&w->loop, &w->tick);
+    /* Run the deferred releases queued by the closes above. */
+    loop_run_once(&w->loop, 0);
+    access_log_free(w->alog);
+    w->alog = NULL;
+    while (w->free_streams) {
+        struct stream *st = w->free_streams;
+        w->free_streams = st->next_free;
+        free(st->head_copy);
+        free(st);
+    }
+    router_scratch_free(w->rscratch);
+    buf_cache_drain();
+    atomic_store(&w->exited, true);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int rc = loop_init(&w->loop);
+    if (rc < 0)
+        return rc;
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return rc ? -rc : 0;
+}
+
+void worker_post(struct worker *w, unsigned msg)
+{
+    atomic_fetch_or(&w->inbox_flags, msg);
+    uint64_t one = 1;
+    ssize_t r = write(w->inbox.fd, &one, sizeof(one));
+    (void)r;
+}
+
+void worker_join_free(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    loop_destroy(&w->loop);
+    for (size_t i = 0; i < w->conf->n_upstreams; i++)
+        balancer_for(w->conf->upstreams[i].balance)->destroy(w->lb_state[i]);
+    free(w->lb_state);
+    free(w->pools);
+    free(w->listeners);
+    free(w->listen_fds);
+    close(w->inbox.fd);
+    conf_unref(w->conf);
+    free(w);
+}
