@@ -8,7 +8,9 @@ status is not clean or stderr holds a sanitizer report.
 """
 import os
 import resource
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -25,6 +27,11 @@ def pytest_sessionstart(session):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     if not os.access(P.BIN, os.X_OK):
         pytest.exit("portico binary not found at %s (run `make` or set PORTICO_BIN)" % P.BIN, returncode=1)
+    # Run a private copy: a rebuild during the run must not swap the binary under the tests.
+    d = tempfile.mkdtemp(prefix="portico-e2e-")
+    copy = os.path.join(d, "portico")
+    shutil.copy2(P.BIN, copy)
+    P.BIN = copy
 
 
 @pytest.fixture
@@ -58,3 +65,9 @@ def origin():
     for o in made:
         o.stop()
 
+
+
+def pytest_sessionfinish(session, exitstatus):
+    d = os.path.dirname(P.BIN)
+    if os.path.basename(d).startswith("portico-e2e-"):
+        shutil.rmtree(d, ignore_errors=True)

@@ -16,6 +16,12 @@ ASAN = os.environ.get("PORTICO_ASAN") == "1"
 # Multiplier for waits: sanitizer builds are several times slower.
 SLOW = 4 if ASAN else 1
 
+
+
+def bin_path():
+    return BIN  # read at call time: conftest may point it at a private copy
+
+
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error", "LeakSanitizer")
 
 
@@ -108,7 +114,7 @@ class Portico:
     def start(self, wait=True, timeout=None):
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen([BIN] + self.args, cwd=self.workdir, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([bin_path()] + self.args, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err, env=self.env)
         if wait and self.port is not None:
             ok = wait_port(self.port, timeout or 10.0 * SLOW, self.proc)
@@ -207,7 +213,7 @@ class Portico:
 def run_cli(args, timeout=20, cwd=None):
     """Run the binary to completion (for -t, --version, --help)."""
     env = dict(os.environ)
-    return subprocess.run([BIN] + list(args), capture_output=True, timeout=timeout * SLOW, cwd=cwd, env=env)
+    return subprocess.run([bin_path()] + list(args), capture_output=True, timeout=timeout * SLOW, cwd=cwd, env=env)
 
 
 # ---------------------------------------------------------------- HTTP client side
