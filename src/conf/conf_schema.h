@@ -1,0 +1,53 @@
+/* conf_schema.h - private to src/conf: typed accessors over the document tree
+ * used by the schema code. Each reports its own error (at the offending node)
+ * and returns false, so callers just skip the field; nothing cascades. */
+#ifndef PORTICO_CONF_CONF_SCHEMA_H
+#define PORTICO_CONF_CONF_SCHEMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/conf_node.h"
+
+/* Name of the key a value sits under ("item" for sequence items). */
+const char *sch_name(const struct cnode *n);
+
+/* True when n is a mapping; otherwise reports "'KEY' must be a mapping". */
+bool sch_map(struct conf_ctx *cx, const struct cnode *n);
+/* True when n is a sequence; otherwise reports. */
+bool sch_seq(struct conf_ctx *cx, const struct cnode *n);
+/* Reports every key of map not in `known` (NULL-terminated) as unknown, and
+ * every key in `unsupported` as "'KEY' is not supported yet" (or, for an entry
+ * written "key=message", as that message). `what` names the mapping in
+ * messages ("listener"). */
+void sch_keys(struct conf_ctx *cx, const struct cnode *map, const char *what,
+              const char *const *known, const char *const *unsupported);
+/* Reports "missing required key 'KEY' in WHAT" at the mapping when absent. */
+const struct cnode *sch_require(struct conf_ctx *cx, const struct cnode *map, const char *key,
+                                const char *what);
+
+/* A scalar as a string (the tree's own storage; never NULL on success). */
+bool sch_str(struct conf_ctx *cx, const struct cnode *n, const char **out);
+/* Like sch_str but also rejects the empty string. */
+bool sch_nonempty(struct conf_ctx *cx, const struct cnode *n, const char **out);
+bool sch_bool(struct conf_ctx *cx, const struct cnode *n, bool *out);
+/* Decimal integer in [min, max]. */
+bool sch_uint(struct conf_ctx *cx, const struct cnode *n, uint64_t min, uint64_t max,
+              uint64_t *out);
+bool sch_duration(struct conf_ctx *cx, const struct cnode *n, uint64_t *out_ms);
+/* Size in [min, max]; min_txt/max_txt are how the bounds read in messages. */
+bool sch_size(struct conf_ctx *cx, const struct cnode *n, uint64_t min, uint64_t max,
+              const char *min_txt, const char *max_txt, uint64_t *out);
+/* One of the NULL-terminated names; *out is its index. `what` e.g. "balance". */
+bool sch_enum(struct conf_ctx *cx, const struct cnode *n, const char *what,
+              const char *const *names, unsigned *out);
+/* Compiles a template, reporting the error with its offset. */
+struct tmpl *sch_tmpl(struct conf_ctx *cx, const struct cnode *n);
+
+/* RFC 9110 token. */
+bool sch_is_token(const char *s, size_t len);
+
+/* Schema sections implemented in conf_route.c. */
+void conf_build_routes(struct conf_ctx *cx, struct conf *c, const struct cnode *routes);
+
+#endif
