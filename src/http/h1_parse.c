@@ -23,6 +23,9 @@
 #include "http/h1_parse.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/common.h"
 
@@ -78,6 +81,61 @@ static inline bool name_is(struct str name, const char *lit, size_t lit_len)
     return name.len == lit_len && strncasecmp(name.p, lit, lit_len) == 0;
 }
 #define NAME_IS(name, lit) name_is((name), (lit), sizeof(lit) - 1)
+
+/* Fast skips over the long runs of the head: field values and the
+ * request-target. Each returns the index of the first byte at or after p that
+ * is not in the class; `end` bounds the 16-byte loads (the head is known to end
+ * in CRLF before `end`, so the scalar tail always stops). With SSE2 a block of
+ * 16 ordinary bytes costs a few instructions; the scalar loop then settles the
+ * byte that stopped the block (HTAB in a value is legal but rare). */
+static inline size_t skip_fval(const unsigned char *b, size_t p, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    while (p + 16 <= end) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + p));
+        /* good: v >= 0x20 (unsigned) and v != 0x7f; obs-text is good */
+        __m128i ge = _mm_cmpeq_epi8(_mm_max_epu8(v, sp), v);
+        __m128i good = _mm_andnot_si128(_mm_cmpeq_epi8(v, del), ge);
+        unsigned bad = (unsigned)_mm_movemask_epi8(good) ^ 0xffffu;
+        if (bad) {
+            p += (size_t)__builtin_ctz(bad);
+            break;
+        }
+        p += 16;
+    }
+#else
+    (void)end;
+#endif
+    while (IS(b[p], H1_C_FVAL))
+        p++;
+    return p;
+}
+
+static inline size_t skip_target(const unsigned char *b, size_t p, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    const __m128i hash = _mm_set1_epi8('#');
+    while (p + 16 <= end) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + p));
+        /* signed compares: bytes >= 0x80 are negative, so not > 0x20 */
+        __m128i good = _mm_and_si128(_mm_cmpgt_epi8(v, sp), _mm_cmplt_epi8(v, del));
+        good = _mm_andnot_si128(_mm_cmpeq_epi8(v, hash), good);
+        unsigned bad = (unsigned)_mm_movemask_epi8(good) ^ 0xffffu;
+        if (bad) {
+            p += (size_t)__builtin_ctz(bad);
+            break;
+        }
+        p += 16;
+    }
+#else
+    (void)end;
+#endif
+    while (IS(b[p], H1_C_TARGET))
+        p++;
+    return p;
+}
 
 /* ---- head boundary ----------------------------------------------------- */
 
@@ -262,8 +320,7 @@ static int parse_request_line(struct http_request *req, const unsigned char *b, 
     req->method = view(b, start, p);
     req->method_id = http_method_lookup(req->method);
     size_t t0 = ++p;
-    while (IS(b[p], H1_C_TARGET))
-        p++;
+    p = skip_target(b, p, cr);
     if (p == t0 || b[p] != ' ')
         return -400;
     size_t t1 = p++;
@@ -450,8 +507,7 @@ static int parse_fields(const unsigned char *b, size_t p, size_t head_end,
         while (b[p] == ' ' || b[p] == '\t')
             p++;
         size_t v0 = p;
-        while (IS(b[p], H1_C_FVAL))
-            p++;
+        p = skip_fval(b, p, head_end);
         /* Anything but the CRLF ending the line (NUL, lone CR, other CTLs). */
         if (unlikely(b[p] != '\r' || b[p + 1] != '\n'))
             return -400;

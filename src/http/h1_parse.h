@@ -40,12 +40,24 @@ extern const unsigned char h1_cclass[256];
  * Content-Length, any Transfer-Encoding other than a single final "chunked",
  * obs-fold, bare LF, NUL or CR inside a field, whitespace before a colon, more
  * than one Host, missing Host in HTTP/1.1, absolute-form whose authority differs
- * from Host, invalid method/target/version characters. */
+ * from Host, invalid method/target/version characters.
+ * Details: up to 4 leading CRLFs are skipped (counted in head_len); -414 and
+ * -431 are returned as soon as the buffered bytes prove the limit exceeded,
+ * even before the head is complete; lim may be NULL (8 KiB line, 16 KiB head).
+ * On 0 or an error *req holds no meaningful data. An absolute-form target
+ * without a path gives an empty req->path (the forwarder sends "/"). Absent
+ * views (query without '?', scheme, upgrade, authority in HTTP/1.0 without
+ * Host) are {NULL, 0}. Never returns -501: unknown codings are 400.
+ * Pure: any thread; allocates nothing. docs/internals/h1.md has the rules. */
 ssize_t h1_parse_request(const char *buf, size_t len, struct http_request *req,
                          const struct h1_limits *lim);
 
 /* Parses a response head (status line + fields). Same strictness; every error is
- * -502 (a bad origin). 1xx responses are returned like any other. */
+ * -502 (a bad origin). 1xx responses are returned like any other. No leading
+ * empty lines are skipped; max_request_line bounds the status line. A
+ * Transfer-Encoding other than exactly "chunked" (even "gzip, chunked"), TE in
+ * HTTP/1.0, any repeated Content-Length and CL+TE are -502. Host, Expect and
+ * Upgrade get no special treatment. */
 ssize_t h1_parse_response(const char *buf, size_t len, struct http_response *resp,
                           const struct h1_limits *lim);
 

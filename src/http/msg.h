@@ -77,7 +77,9 @@ struct http_response {
     size_t head_len;
 };
 
+/* Method token -> id, case-sensitively ("get" is HTTP_M_OTHER). */
 enum http_method http_method_lookup(struct str m);
+/* Canonical name of a known method; "" (never NULL) for HTTP_M_OTHER. */
 const char *http_method_name(enum http_method m);
 /* Standard reason phrase for a status code ("Unknown" when unknown). */
 const char *http_status_text(int status);

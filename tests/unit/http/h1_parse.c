@@ -219,6 +219,68 @@ Test(h1_req, value_bytes)
     bad_req(with_hdr("X: a\n"), -400);         /* bare LF as line end */
 }
 
+/* The value and target scans skip 16 bytes at a time: put the offending byte
+ * at every position of long values and targets. */
+Test(h1_req, long_value_every_position)
+{
+    static const struct {
+        unsigned char c;
+        bool ok;
+    } t[] = {{0x01, false}, {0x00, false}, {0x7f, false}, {'\r', false}, {'\n', false},
+             {0x1f, false}, {'\t', true},  {0x80, true},  {0xff, true},  {' ', true},
+             {'~', true},   {'#', true}};
+    char b[256];
+    for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+        for (size_t pos = 0; pos < 48; pos++) {
+            char v[49];
+            memset(v, 'v', 48);
+            v[48] = '\0';
+            v[pos] = (char)t[k].c;
+            /* built with memcpy: v may hold a NUL */
+            memcpy(b, "GET / HTTP/1.1\r\nHost: h\r\nX: ", 28);
+            int n = 28 + 48 + 4;
+            memcpy(b + 28, v, 48);
+            memcpy(b + 76, "\r\n\r\n", 4);
+            ssize_t rc = preq_n(b, (size_t)n);
+            if (t[k].ok) {
+                cr_assert_eq(rc, n, "byte 0x%02x at %zu: %zd", t[k].c, pos, rc);
+                cr_assert_eq(req.headers[1].value.len, 48 - (pos == 47 && t[k].c == '\t') -
+                                                           (pos == 0 && t[k].c == '\t') -
+                                                           (pos == 47 && t[k].c == ' ') -
+                                                           (pos == 0 && t[k].c == ' '));
+            } else {
+                cr_assert_eq(rc, -400, "byte 0x%02x at %zu: %zd", t[k].c, pos, rc);
+            }
+        }
+    }
+}
+
+Test(h1_req, long_target_every_position)
+{
+    static const unsigned char badc[] = {0x00, 0x01, 0x7f, 0x80, 0xff, '#', '\t', '\r', '\n'};
+    char b[256];
+    for (size_t k = 0; k < sizeof(badc); k++) {
+        for (size_t pos = 1; pos < 48; pos++) {
+            memcpy(b, "GET ", 4);
+            memset(b + 4, 'p', 48);
+            b[4] = '/';
+            b[4 + pos] = (char)badc[k];
+            memcpy(b + 52, " HTTP/1.1\r\nHost: h\r\n\r\n", 22);
+            ssize_t rc = preq_n(b, 74);
+            cr_assert_eq(rc, -400, "byte 0x%02x at %zu: %zd", badc[k], pos, rc);
+        }
+    }
+    memcpy(b, "GET ", 4);
+    for (int i = 0; i < 48; i++) { /* a spread of the accepted bytes */
+        char c = (char)(0x21 + (i * 7) % 94);
+        b[4 + i] = c == '#' ? 'x' : c;
+    }
+    b[4] = '/';
+    memcpy(b + 52, " HTTP/1.1\r\nHost: h\r\n\r\n", 22);
+    cr_assert_eq(preq_n(b, 74), 74);
+    cr_assert_eq(req.target.len, 48);
+}
+
 Test(h1_req, nul_in_value)
 {
     char b[128];
