@@ -433,8 +433,10 @@ static void build_upstreams(struct conf_ctx *cx, struct conf *c, const struct cn
 {
     unsigned gid = 0;
 
-    if (!sch_map(cx, n))
+    if (!sch_map(cx, n)) {
+        cx->upstreams_broken = true;
         return;
+    }
     c->upstreams = xcalloc(n->n ? n->n : 1, sizeof(*c->upstreams));
     c->n_upstreams = n->n;
     /* Names first, so every upstream exists (even one with errors) when

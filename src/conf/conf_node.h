@@ -67,6 +67,7 @@ struct conf_ctx {
     struct conf_err *errs;
     size_t n_errs, cap_errs;
     size_t n_nodes; /* nodes created, bounded to stop alias bombs */
+    bool upstreams_broken; /* `upstreams` unusable: routes don't report names */
 };
 
 /* Records an error located at node `at` (NULL: the whole document). */

@@ -257,7 +257,7 @@ static void build_proxy(struct conf_ctx *cx, const struct conf *c, struct conf_r
     if (!sch_nonempty(cx, n, &s))
         return;
     r->upstream = conf_find_upstream(c, s);
-    if (!r->upstream)
+    if (!r->upstream && !cx->upstreams_broken)
         conf_err(cx, n, "upstream '%s' is not defined", s);
 }
 

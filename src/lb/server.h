@@ -19,6 +19,7 @@ struct server_state {
     atomic_uint consecutive_fails;
     atomic_int health;   /* enum server_health, set by active checks */
     atomic_bool draining; /* no new requests */
+    atomic_uint active;   /* requests in flight, counted only with max_connections */
 };
 
 struct server_state *server_state_new(void);

@@ -112,8 +112,8 @@ void stream_log(struct stream *st)
                      st->start_us ? (double)(now_us - st->start_us) / 1000.0 : 0.0);
     w += n > 0 && n < end - w ? n : 0;
     w = json_lit(w, end, ",\"upstream\":");
-    if (st->server || st->up_start_us) {
-        const struct conf_server *s = st->server;
+    if (st->log_server || st->up_start_us) {
+        const struct conf_server *s = st->log_server;
         w = s ? json_str(w, end, str_c(s->address)) : json_lit(w, end, "null");
         double ums = st->up_end_us > st->up_start_us
                          ? (double)(st->up_end_us - st->up_start_us) / 1000.0

@@ -128,7 +128,7 @@ ssize_t client_fill(struct client *cl)
     if (n > 0) {
         b->tail += (uint32_t)n;
         cl->last_read = clock_ms();
-        if ((size_t)n < room && !cl->eof)
+        if ((size_t)n < room && !cl->rdhup)
             cl->can_read = false;
     } else if (n == IO_AGAIN) {
         cl->can_read = false;
@@ -305,7 +305,7 @@ static void client_io_cb(struct ev_io *io, uint32_t events)
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         cl->can_read = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        cl->eof = cl->eof || (events & (EPOLLHUP | EPOLLERR));
+        cl->rdhup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         cl->can_write = true;
     client_run(cl);

@@ -33,10 +33,11 @@ void stream_put(struct stream *st);
 int stream_start(struct stream *st);
 /* Moves bytes in both directions as far as readiness allows. STEP_ value. */
 int stream_pump(struct stream *st);
-/* Replaces whatever the stream was doing with a local response. Drops the
- * upstream connection. Never fails. */
+/* Replaces whatever the stream was doing with a local response. `extra` holds
+ * complete header lines ("Name: value\r\n"...) or is NULL. Drops the upstream
+ * connection. Never fails. */
 void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
-                    size_t body_len, const char *location, size_t location_len);
+                    size_t body_len, const char *extra, size_t extra_len);
 void stream_error(struct stream *st, int status);
 /* Ends the stream abruptly: closes the client (a cut response). STEP_GONE. */
 int stream_abort(struct stream *st);
@@ -58,6 +59,9 @@ int upstream_attach(struct stream *st);
 int upstream_failed(struct stream *st, enum upfail why);
 /* Detaches st->up from the stream: back to the pool when `reuse`, else closed. */
 void upstream_release(struct stream *st, bool reuse);
+/* Ends the stream's claim on st->server (balancer in-flight, connection
+ * limit). Safe when there is none. */
+void upstream_release_server(struct stream *st);
 ssize_t upconn_fill(struct upconn *up);
 void upconn_rearm(struct upconn *up);
 void pool_close_all(struct worker *w);

@@ -108,6 +108,7 @@ struct client {
     uint8_t peer_ip_len;
     uint8_t state; /* enum client_state */
     bool can_read, can_write;
+    bool rdhup; /* the peer's FIN was reported: a short read no longer means drained */
     bool eof;
     uint64_t state_since;
     uint64_t last_read, last_write;
@@ -132,6 +133,7 @@ struct upconn {
     struct buf *rbuf;
     uint8_t state;
     bool can_read, can_write;
+    bool rdhup;
     bool reused;
     uint64_t last_read, last_write;
     struct stream *stream;
@@ -179,6 +181,7 @@ struct stream {
     int status;
 
     const struct conf_server *server;
+    const struct conf_server *log_server; /* last server tried, for the access log */
     unsigned attempts;
     uint8_t tried[32];
 

@@ -70,15 +70,11 @@ static void ensure_resp_out(struct stream *st, size_t need)
 /* ---- local responses ---- */
 
 void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
-                    size_t body_len, const char *location, size_t location_len)
+                    size_t body_len, const char *extra, size_t extra_len)
 {
     if (st->up)
         upstream_release(st, false);
-    if (st->server) {
-        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
-        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
-        st->server = NULL;
-    }
+    upstream_release_server(st);
     /* Keep an unsent 100-continue out: the final status replaces it. */
     if (st->resp_out)
         st->resp_out->head = st->resp_out->tail = 0;
@@ -86,7 +82,7 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
         (st->req.version == 10 && !st->req.framing.conn_keep_alive) || status == 400 ||
         status == 408 || status == 413 || status == 414 || status == 431 || status == 505)
         st->close_client = true;
-    ensure_resp_out(st, body_len + location_len + 1024);
+    ensure_resp_out(st, body_len + extra_len + 1024);
     struct buf *out = st->resp_out;
     char head[512];
     int n = snprintf(head, sizeof(head),
@@ -98,11 +94,8 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
     if (st->is_head)
         body_len = 0;
     buf_append(out, head, (size_t)n);
-    if (location) {
-        buf_append(out, "Location: ", 10);
-        buf_append(out, location, location_len);
-        buf_append(out, "\r\n", 2);
-    }
+    if (extra)
+        buf_append(out, extra, extra_len);
     if (status < 500 && status != 408 && fwd_response_rules(st, out) < 0) {
         /* Rules that do not fit are dropped rather than failing the reply. */
     }
@@ -178,7 +171,8 @@ int stream_start(struct stream *st)
         char loc[8192];
         struct str host = fwd_tmpl_var(st, TMPL_HOST, STR_NULL);
         struct str uri = fwd_tmpl_var(st, TMPL_URI, STR_NULL);
-        int n = snprintf(loc, sizeof(loc), "https://%.*s%.*s", STR_FMT(host), STR_FMT(uri));
+        int n = snprintf(loc, sizeof(loc), "Location: https://%.*s%.*s\r\n", STR_FMT(host),
+                         STR_FMT(uri));
         if (n >= (int)sizeof(loc))
             n = sizeof(loc) - 1;
         stream_respond(st, 308, NULL, "", 0, loc, (size_t)n);
@@ -198,13 +192,16 @@ int stream_start(struct stream *st)
         return STEP_AGAIN;
     case ROUTE_REDIRECT: {
         char loc[8192];
-        size_t n = tmpl_expand(st->route->redirect_to, fwd_tmpl_var, st, loc, sizeof(loc));
-        if (n > sizeof(loc))
-            n = sizeof(loc);
-        for (size_t k = 0; k < n; k++)
+        memcpy(loc, "Location: ", 10);
+        size_t cap = sizeof(loc) - 12;
+        size_t n = tmpl_expand(st->route->redirect_to, fwd_tmpl_var, st, loc + 10, cap);
+        if (n > cap)
+            n = cap;
+        for (size_t k = 10; k < 10 + n; k++)
             if (loc[k] == '\r' || loc[k] == '\n' || loc[k] == '\0')
                 loc[k] = '_';
-        stream_respond(st, st->route->redirect_status, NULL, "", 0, loc, n);
+        memcpy(loc + 10 + n, "\r\n", 2);
+        stream_respond(st, st->route->redirect_status, NULL, "", 0, loc, n + 12);
         return STEP_AGAIN;
     }
     default:
@@ -219,13 +216,10 @@ static int stream_finish(struct stream *st)
     struct client *cl = st->cl;
     if (st->up) {
         bool reuse = st->up_reusable && st->req_sent && st->resp_body.done && !st->tunnel &&
-                     !st->resp_body.eof_seen && st->up->rbuf && buf_len(st->up->rbuf) == 0;
+                     !st->resp_body.eof_seen && (!st->up->rbuf || buf_len(st->up->rbuf) == 0);
         upstream_release(st, reuse);
     }
-    if (st->server) {
-        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
-        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
-    }
+    upstream_release_server(st);
     stream_log(st);
     bool close = st->close_client || !st->req_body.done || cl->eof;
     cl->stream = NULL;
@@ -244,10 +238,7 @@ int stream_abort(struct stream *st)
     struct client *cl = st->cl;
     if (st->up)
         upstream_release(st, false);
-    if (st->server) {
-        const struct balancer_ops *ops = balancer_for(st->server->upstream->balance);
-        ops->release(st->w->lb_state[st->server->upstream->index], st->server);
-    }
+    upstream_release_server(st);
     if (!st->status)
         st->status = 499;
     stream_log(st);
@@ -383,6 +374,8 @@ static int parse_response_head(struct stream *st)
     struct upconn *up = st->up;
     struct http_response rs;
     const struct conf *c = st->conf;
+    if (!up->rbuf || !buf_len(up->rbuf))
+        return PUMP_IDLE;
     struct h1_limits lim = {.max_request_line = c->limits.max_header_bytes,
                             .max_header_bytes = up->rbuf->size - 1024};
     for (;;) {
@@ -431,6 +424,13 @@ static int pump_response(struct stream *st)
     struct upconn *up = st->up;
     int progress = PUMP_IDLE;
     for (;;) {
+        /* Take body bytes already read before flushing, so that the head and
+         * the first body bytes leave in one writev. */
+        if (st->resp_head_done && !st->resp_body.done && !st->resp_body.raw_pending && up &&
+            up->rbuf && buf_len(up->rbuf) && !st->finishing) {
+            if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0)
+                return stream_abort(st), PUMP_STOP;
+        }
         int r = flush_client(st);
         if (r == PUMP_STOP)
             return r;
@@ -452,7 +452,7 @@ static int pump_response(struct stream *st)
                 progress = PUMP_PROGRESS;
                 continue;
             }
-        } else if (buf_len(up->rbuf)) {
+        } else if (up->rbuf && buf_len(up->rbuf)) {
             if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0) {
                 /* Bad framing mid-body: the client must not see it complete. */
                 return stream_abort(st), PUMP_STOP;

@@ -99,7 +99,7 @@ void upstream_release(struct stream *st, bool reuse)
             b->head->pprev = up;
         b->head = up;
         b->count++;
-        if (buf_len(up->rbuf) == 0) {
+        if (up->rbuf && buf_len(up->rbuf) == 0) {
             buf_put(up->rbuf);
             up->rbuf = NULL;
         }
@@ -127,7 +127,7 @@ ssize_t upconn_fill(struct upconn *up)
     if (n > 0) {
         b->tail += (uint32_t)n;
         up->last_read = clock_ms();
-        if ((size_t)n < room)
+        if ((size_t)n < room && !up->rdhup)
             up->can_read = false;
     } else if (n == IO_AGAIN) {
         up->can_read = false;
@@ -158,6 +158,8 @@ static void upconn_io_cb(struct ev_io *io, uint32_t events)
     struct upconn *up = container_of(io, struct upconn, io);
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         up->can_read = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        up->rdhup = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         up->can_write = true;
     if (up->state == UP_IDLE) {
@@ -289,25 +291,71 @@ static struct str lb_key(struct stream *st, const struct conf_upstream *u, char 
     return STR_NULL;
 }
 
+void upstream_release_server(struct stream *st)
+{
+    const struct conf_server *s = st->server;
+    if (!s)
+        return;
+    const struct conf_upstream *u = s->upstream;
+    balancer_for(u->balance)->release(st->w->lb_state[u->index], s);
+    if (u->max_connections)
+        atomic_fetch_sub_explicit(&s->state->active, 1, memory_order_relaxed);
+    st->server = NULL;
+}
+
+/* Claims a slot under the server's max_connections; false when it is full. */
+static bool server_claim(const struct conf_server *s)
+{
+    unsigned max = s->upstream->max_connections;
+    if (!max)
+        return true;
+    unsigned cur = atomic_load_explicit(&s->state->active, memory_order_relaxed);
+    do {
+        if (cur >= max)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&s->state->active, &cur, cur + 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
 int upstream_attach(struct stream *st)
 {
     const struct conf_upstream *u = st->route->upstream;
     const struct balancer_ops *ops = balancer_for(u->balance);
     void *lbs = st->w->lb_state[u->index];
     char keybuf[1024];
+    bool saw_full = false;
     for (;;) {
         struct lb_pick_ctx ctx = {.now_ms = clock_ms(),
                                   .key = lb_key(st, u, keybuf, sizeof(keybuf)),
                                   .tried = st->tried};
         const struct conf_server *s = ops->pick(lbs, u, &ctx);
         if (!s) {
+            if (saw_full && !st->attempts) {
+                /* Every server is at its limit: shed load at once. */
+                static const char body[] = "503 Service Unavailable\n";
+                static const char hdr[] = "Retry-After: 1\r\n";
+                stream_respond(st, 503, NULL, body, sizeof(body) - 1, hdr, sizeof(hdr) - 1);
+                return STEP_AGAIN;
+            }
             stream_error(st, st->attempts ? 502 : 503);
             return STEP_AGAIN;
         }
-        st->server = s;
-        st->attempts++;
         if (s->index < sizeof(st->tried) * 8)
             lb_set_tried(st->tried, s->index);
+        if (!server_claim(s)) {
+            ops->release(lbs, s);
+            saw_full = true;
+            if (s->index >= sizeof(st->tried) * 8) {
+                stream_error(st, 503);
+                return STEP_AGAIN;
+            }
+            continue;
+        }
+        st->server = s;
+        st->log_server = s;
+        st->attempts++;
         if (!st->up_start_us)
             st->up_start_us = clock_mono_us();
         int rc = attach_conn(st, s);
@@ -315,8 +363,7 @@ int upstream_attach(struct stream *st)
             return STEP_AGAIN;
         log_warn("upstream %s: connect failed: %s", s->address, strerror(-rc));
         server_mark_failed(s, clock_ms());
-        ops->release(lbs, s);
-        st->server = NULL;
+        upstream_release_server(st);
         if (st->attempts > u->retries) {
             stream_error(st, 502);
             return STEP_AGAIN;
@@ -338,9 +385,7 @@ int upstream_failed(struct stream *st, enum upfail why)
     bool reused = up && up->reused;
     if (up)
         upstream_release(st, false);
-    const struct balancer_ops *ops = balancer_for(u->balance);
-    ops->release(st->w->lb_state[u->index], s);
-    st->server = NULL;
+    upstream_release_server(st);
 
     bool connect_fail = why == UPF_CONNECT || why == UPF_CONNECT_TIMEOUT;
     if (connect_fail) {
