@@ -123,6 +123,8 @@ Test(conf_errors, undefined_upstream)
     /* a broken upstream is still defined: no cascade */
     expect(LISTENERS "upstreams:\n  api: {servers: []}\nroutes:\n  - upstream: api\n", 1,
            "t.yaml:3:18: 'servers' must not be empty");
+    expect(LISTENERS "upstreams: [api]\nroutes:\n  - upstream: api\n", 1,
+           "t.yaml:2:12: 'upstreams' must be a mapping, got a sequence");
 }
 
 Test(conf_errors, duplicate_key)
