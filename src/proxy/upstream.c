@@ -179,8 +179,8 @@ static void upconn_io_cb(struct ev_io *io, uint32_t events)
             return;
         int err = sock_error(io->fd);
         if (err || (events & EPOLLERR)) {
-            log_debug("upstream %s: connect failed: %s", up->server->address,
-                      strerror(err ? err : ECONNREFUSED));
+            log_warn("upstream %s: connect failed: %s", up->server->address,
+                     strerror(err ? err : ECONNREFUSED));
             upstream_failed(st, UPF_CONNECT);
             client_run(st->cl);
             return;
