@@ -110,12 +110,15 @@ Test(lb_rr, tried_skipped)
     uint8_t tried[1] = {0};
     struct lb_pick_ctx ctx = {.now_ms = 1, .tried = tried};
     int first = t_pick_release(&lb_round_robin_ops, st, up, &ctx);
+    cr_assert(first >= 0 && first < 8);
     lb_set_tried(tried, (unsigned)first);
     int second = t_pick_release(&lb_round_robin_ops, st, up, &ctx);
     cr_assert_neq(second, first);
+    cr_assert(second >= 0 && second < 8);
     lb_set_tried(tried, (unsigned)second);
     int third = t_pick_release(&lb_round_robin_ops, st, up, &ctx);
     cr_assert(third != first && third != second && third >= 0);
+    cr_assert(third >= 0 && third < 8);
     lb_set_tried(tried, (unsigned)third);
     cr_assert_eq(t_pick_release(&lb_round_robin_ops, st, up, &ctx), -1);
     lb_round_robin_ops.destroy(st);
