@@ -213,7 +213,11 @@ class Portico:
 def run_cli(args, timeout=20, cwd=None):
     """Run the binary to completion (for -t, --version, --help)."""
     env = dict(os.environ)
-    return subprocess.run([bin_path()] + list(args), capture_output=True, timeout=timeout * SLOW, cwd=cwd, env=env)
+    r = subprocess.run([bin_path()] + list(args), capture_output=True, timeout=timeout * SLOW, cwd=cwd, env=env)
+    err = r.stderr.decode("utf-8", "replace")
+    for m in SANITIZER_MARKERS:
+        assert m not in err, "sanitizer report (%s) from portico %s:\n%s" % (m, " ".join(args), err[-6000:])
+    return r
 
 
 # ---------------------------------------------------------------- HTTP client side
