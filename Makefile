@@ -26,7 +26,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libcriterion-dev python3 python3-pytest curl nghttp2-client wrk \
             openssl procps iproute2 nginx haproxy
 
-.PHONY: all deps test unit e2e asan asan-e2e fuzz fuzz-build fuzz-regress clean check
+.PHONY: all deps test unit e2e asan asan-e2e fuzz fuzz-build fuzz-regress clean check demo ci
 
 all: $(BUILD)/portico
 
@@ -91,6 +91,18 @@ fuzz-regress: fuzz-build
 
 check:
 	tools/checksrc
+
+# The README's first command: install, build, run on examples/ in front of demo origins.
+demo: deps all
+	tools/demo.sh
+
+# The README's second command (and .ci/run): everything, including the
+# sanitizer build's end-to-end run.
+ci: deps
+	$(MAKE) -j2 all
+	$(MAKE) check
+	$(MAKE) test
+	$(MAKE) asan-e2e
 
 clean:
 	rm -rf build build-asan build-fuzz

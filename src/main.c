@@ -112,18 +112,22 @@ int main(int argc, char **argv)
             break;
         case 'V':
             printf("portico %s\n", PORTICO_VERSION);
+            free(to);
             return 0;
         case 'h':
             usage(stdout);
+            free(to);
             return 0;
         default:
             usage(stderr);
+            free(to);
             return 1;
         }
     }
     if (optind < argc || (!conf_path && !from) || (conf_path && from) ||
         (from && n_to == 0) || (!from && n_to)) {
         usage(stderr);
+        free(to);
         return 1;
     }
 
