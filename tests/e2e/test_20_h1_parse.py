@@ -204,6 +204,18 @@ def test_body_too_large_content_length_413_before_body(limited):
     assert o.n_requests == before
 
 
+def test_body_too_large_with_expect_no_100(limited):
+    """Expect: 100-continue with a Content-Length over the limit: 413 straight
+    away, never an invitation to send the body."""
+    p, o = limited
+    with Conn(p.port) as c:
+        c.send(req("POST", "/", [("Content-Length", "5000"), ("Expect", "100-continue")]))
+        r = c.read_response(skip_1xx=False)
+        assert_error(r, 413)
+        assert c.is_closed(3)
+    assert o.n_requests == 0
+
+
 def test_body_under_limit_ok(limited):
     p, o = limited
     with Conn(p.port) as c:

@@ -90,10 +90,12 @@ def test_least_conn_two_busy(portico, origin):
     os_ = [origin(by_path({"/slow": echo(delay=delay)}), name=n) for n in "abc"]
     p = portico(proxy_config([o.address for o in os_], balance="least_conn"))
     threads = [threading.Thread(target=request, args=(p.port, "GET", "/slow"), kwargs={"timeout": 20}) for _ in range(2)]
-    for t in threads:
-        t.start()
-        time.sleep(0.2 * SLOW)
     try:
+        for k, t in enumerate(threads):
+            t.start()
+            deadline = time.monotonic() + 5 * SLOW
+            while sum(o.active for o in os_) < k + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
         assert sum(o.active for o in os_) == 2
         assert max(o.active for o in os_) == 1
         free = [o for o in os_ if o.active == 0][0]
