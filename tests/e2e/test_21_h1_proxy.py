@@ -443,3 +443,60 @@ def test_websocket_tunnel_close_propagates(portico, origin):
     c.close()
     # the proxy is still fine
     assert request(p.port, "GET", "/after").status == 200
+
+
+def test_websocket_real_client_and_server(portico):
+    """python3-websockets on both ends: frames, masking and the closing handshake through portico."""
+    websockets = pytest.importorskip("websockets")
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state = {}
+
+    async def handler(ws, path=None):
+        async for msg in ws:
+            await ws.send(msg)
+
+    async def serve():
+        server = await websockets.serve(handler, "127.0.0.1", 0)
+        state["port"] = server.sockets[0].getsockname()[1]
+        state["server"] = server
+        ready.set()
+
+    t = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        p = portico(proxy_config(["127.0.0.1:%d" % state["port"]]))
+
+        async def client():
+            async with websockets.connect("ws://127.0.0.1:%d/chat" % p.port, open_timeout=10 * SLOW,
+                                          close_timeout=5 * SLOW) as ws:
+                out = []
+                for m in ["hello", b"\x00\x01binary\xff", "x" * 100000]:
+                    await ws.send(m)
+                    out.append(await asyncio.wait_for(ws.recv(), 10 * SLOW))
+                return out
+
+        got = asyncio.run(client())
+        assert got == ["hello", b"\x00\x01binary\xff", "x" * 100000]
+    finally:
+        async def shutdown():
+            state["server"].close()
+            await asyncio.wait_for(state["server"].wait_closed(), 5)
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            t.join(5)
+
+
+def test_upstream_keepalive_zero_disables_pool(portico, origin):
+    o = origin(echo())
+    p = portico(proxy_config([o.address], upstream_extra="    keepalive: 0\n"))
+    with Conn(p.port) as c:
+        for i in range(5):
+            c.send(req("GET", "/nk%d" % i))
+            assert c.read_response().status == 200
+    assert o.n_connections == 5
