@@ -71,3 +71,18 @@ def pytest_sessionfinish(session, exitstatus):
     d = os.path.dirname(P.BIN)
     if os.path.basename(d).startswith("portico-e2e-"):
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def dead_port():
+    """dead_port() -> DeadPort: an address that refuses connections for the whole test."""
+    made = []
+
+    def make():
+        d = P.DeadPort()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.release()

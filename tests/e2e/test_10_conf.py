@@ -3,12 +3,11 @@
 Errors are printed as FILE:LINE:COL: message (1-based line and column of the
 offending key or value), every error found, exit status 1.
 """
-import os
 import re
 
 import pytest
 
-from lib.portico import SLOW, free_port, run_cli
+from lib.portico import free_port, run_cli
 
 VALID = """\
 workers: 2

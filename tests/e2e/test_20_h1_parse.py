@@ -5,7 +5,7 @@ import time
 import pytest
 
 from lib.origin import echo
-from lib.portico import SLOW, Conn, proxy_config, req
+from lib.portico import Conn, proxy_config, req
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.test\r\n\r\n"
 

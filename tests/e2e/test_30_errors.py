@@ -7,7 +7,7 @@ import pytest
 
 from lib.origin import (by_path, cut, cut_chunked, echo, first_then, garbage, never_answer, raw_response,
                         reset)
-from lib.portico import SLOW, Conn, curl, free_port, proxy_config, req, request
+from lib.portico import SLOW, Conn, curl, proxy_config, req, request
 
 
 def assert_short_error(r, status):
@@ -15,17 +15,17 @@ def assert_short_error(r, status):
     assert 0 < len(r.body) <= 512, r
 
 
-def test_502_connection_refused(portico):
-    dead = "127.0.0.1:%d" % free_port()
+def test_502_connection_refused(portico, dead_port):
+    dead = dead_port().address
     p = portico(proxy_config([dead]))
     r = request(p.port, "GET", "/")
     assert_short_error(r, 502)
 
 
-def test_502_first_then_503_while_down(portico):
+def test_502_first_then_503_while_down(portico, dead_port):
     """The only server refuses: the first request fails with 502 (the attempt
     failed), then the server is marked down and requests get 503 (no server)."""
-    dead = "127.0.0.1:%d" % free_port()
+    dead = dead_port().address
     p = portico(proxy_config([dead], upstream_extra="    fail_timeout: 30s\n"))
     r1 = request(p.port, "GET", "/")
     assert_short_error(r1, 502)

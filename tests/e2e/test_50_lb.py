@@ -6,7 +6,7 @@ import threading
 import time
 
 from lib.origin import Origin, by_path, echo
-from lib.portico import SLOW, Conn, free_port, proxy_config, req, request
+from lib.portico import SLOW, Conn, proxy_config, req, request
 
 
 def names_over_one_conn(port, n, path="/", headers=None):
@@ -150,9 +150,9 @@ def test_backup_idle_while_primaries_up(portico, origin):
     assert a.n_requests == 10 and b.n_requests == 10
 
 
-def test_backup_used_when_primaries_refuse(portico, origin):
-    d1 = "127.0.0.1:%d" % free_port()
-    d2 = "127.0.0.1:%d" % free_port()
+def test_backup_used_when_primaries_refuse(portico, origin, dead_port):
+    d1 = dead_port().address
+    d2 = dead_port().address
     bk = origin(echo(), name="backup")
     p = portico(proxy_config([d1, d2, {"address": bk.address, "backup": "true"}],
                              upstream_extra="    retries: 2\n    fail_timeout: 30s\n"))
@@ -162,8 +162,8 @@ def test_backup_used_when_primaries_refuse(portico, origin):
     assert bk.n_requests == 6
 
 
-def test_refusing_server_requests_still_succeed(portico, origin):
-    dead = "127.0.0.1:%d" % free_port()
+def test_refusing_server_requests_still_succeed(portico, origin, dead_port):
+    dead = dead_port().address
     a = origin(echo(), name="a")
     p = portico(proxy_config([dead, a.address], upstream_extra="    fail_timeout: 30s\n"))
     for i in range(10):
@@ -172,8 +172,8 @@ def test_refusing_server_requests_still_succeed(portico, origin):
     assert a.n_requests == 10
 
 
-def test_post_moves_to_another_server_when_refused(portico, origin):
-    dead = "127.0.0.1:%d" % free_port()
+def test_post_moves_to_another_server_when_refused(portico, origin, dead_port):
+    dead = dead_port().address
     a = origin(echo(), name="a")
     p = portico(proxy_config([dead, a.address]))
     for i in range(4):
@@ -181,14 +181,15 @@ def test_post_moves_to_another_server_when_refused(portico, origin):
         assert r.status == 200 and r.json()["body"] == "body-%d" % i, r
 
 
-def test_refusing_server_skipped_during_fail_timeout(portico, origin):
-    port = free_port()
-    dead = "127.0.0.1:%d" % port
+def test_refusing_server_skipped_during_fail_timeout(portico, origin, dead_port):
+    dp = dead_port()
+    port, dead = dp.port, dp.address
     a = origin(echo(), name="a")
     p = portico(proxy_config([dead, a.address], upstream_extra="    fail_timeout: 30s\n"))
     for i in range(4):
         assert request(p.port, "GET", "/").status == 200
     # the server comes back, but it is still marked down
+    dp.release()
     late = Origin(echo(), name="late", port=port).start()
     try:
         for i in range(10):
@@ -198,13 +199,14 @@ def test_refusing_server_skipped_during_fail_timeout(portico, origin):
         late.stop()
 
 
-def test_refusing_server_retried_after_fail_timeout(portico, origin):
-    port = free_port()
-    dead = "127.0.0.1:%d" % port
+def test_refusing_server_retried_after_fail_timeout(portico, origin, dead_port):
+    dp = dead_port()
+    port, dead = dp.port, dp.address
     a = origin(echo(), name="a")
     p = portico(proxy_config([dead, a.address], upstream_extra="    fail_timeout: 1s\n"))
     for i in range(4):
         assert request(p.port, "GET", "/").status == 200
+    dp.release()
     late = Origin(echo(), name="late", port=port).start()
     try:
         time.sleep(1.6)
@@ -214,8 +216,8 @@ def test_refusing_server_retried_after_fail_timeout(portico, origin):
         late.stop()
 
 
-def test_retries_zero_gives_502(portico, origin):
-    dead = "127.0.0.1:%d" % free_port()
+def test_retries_zero_gives_502(portico, origin, dead_port):
+    dead = dead_port().address
     a = origin(echo(), name="a")
     p = portico(proxy_config([dead, a.address], upstream_extra="    retries: 0\n    fail_timeout: 30s\n"))
     first = [request(p.port, "GET", "/").status for _ in range(2)]

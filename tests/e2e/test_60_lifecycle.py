@@ -288,9 +288,9 @@ def test_access_log_error_statuses(portico, origin, tmp_path):
     assert [e["status"] for e in entries] == [400]
 
 
-def _error_log_run(portico, tmp_path, level):
+def _error_log_run(portico, tmp_path, level, dead_port):
     errlog = str(tmp_path / ("error-%s.log" % level))
-    dead = "127.0.0.1:%d" % free_port()
+    dead = dead_port().address
     cfg = ("workers: 1\nlog:\n  error: ${err}\n  level: %s\nlisteners:\n  - {name: web, listen: ${listen}}\n"
            "upstreams:\n  app:\n    servers:\n      - {address: ${dead}}\nroutes:\n  - upstream: app\n" % level)
     p = portico(cfg, err=errlog, dead=dead)
@@ -300,16 +300,16 @@ def _error_log_run(portico, tmp_path, level):
         return f.read(), dead
 
 
-def test_error_log_upstream_failure(portico, tmp_path):
+def test_error_log_upstream_failure(portico, tmp_path, dead_port):
     """A refused upstream is worth a line (at info level or above), naming the server."""
-    info, dead = _error_log_run(portico, tmp_path, "info")
+    info, dead = _error_log_run(portico, tmp_path, "info", dead_port)
     assert dead in info, info
 
 
-def test_error_log_file_and_levels(portico, tmp_path):
-    debug, dead = _error_log_run(portico, tmp_path, "debug")
-    info, dead_i = _error_log_run(portico, tmp_path, "info")
-    error, _ = _error_log_run(portico, tmp_path, "error")
+def test_error_log_file_and_levels(portico, tmp_path, dead_port):
+    debug, dead = _error_log_run(portico, tmp_path, "debug", dead_port)
+    info, dead_i = _error_log_run(portico, tmp_path, "info", dead_port)
+    error, _ = _error_log_run(portico, tmp_path, "error", dead_port)
     assert info.strip(), "nothing in the error log file at level info"
     # levels filter: debug says at least as much as info, info as much as error, debug more than error
     nd, ni, ne = len(debug.splitlines()), len(info.splitlines()), len(error.splitlines())

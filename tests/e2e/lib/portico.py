@@ -37,6 +37,22 @@ def free_port():
         s.close()
 
 
+class DeadPort:
+    """A port on 127.0.0.1 that refuses connections and stays reserved: a
+    socket bound to it that never listens (without SO_REUSEADDR, so nothing
+    else on the host can take the port while the test runs)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.address = "127.0.0.1:%d" % self.port
+
+    def release(self):
+        """Free the port (e.g. to start an origin on it)."""
+        self.sock.close()
+
+
 def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
     """Wait until host:port accepts a TCP connection. Returns True/False."""
     deadline = time.monotonic() + timeout
