@@ -10,16 +10,23 @@
  * of that memory when they go idle. */
 #define BUF_CACHE_MAX 256
 
-static __thread struct buf *free_list;
-static __thread unsigned free_count;
+/* Two recycled size classes: BUF_STD_SIZE and BUF_BIG_SIZE. */
+static __thread struct buf *free_list[2];
+static __thread unsigned free_count[2];
+
+static inline int size_class(size_t size)
+{
+    return size == BUF_STD_SIZE ? 0 : size == BUF_BIG_SIZE ? 1 : -1;
+}
 
 struct buf *buf_get(size_t size)
 {
     struct buf *b;
-    if (size == BUF_STD_SIZE && free_list) {
-        b = free_list;
-        free_list = b->next_free;
-        free_count--;
+    int c = size_class(size);
+    if (c >= 0 && free_list[c]) {
+        b = free_list[c];
+        free_list[c] = b->next_free;
+        free_count[c]--;
     } else {
         b = xmalloc(sizeof(*b) + size);
         b->size = (uint32_t)size;
@@ -33,10 +40,11 @@ void buf_put(struct buf *b)
 {
     if (!b)
         return;
-    if (b->size == BUF_STD_SIZE && free_count < BUF_CACHE_MAX) {
-        b->next_free = free_list;
-        free_list = b;
-        free_count++;
+    int c = size_class(b->size);
+    if (c >= 0 && free_count[c] < (c ? BUF_CACHE_MAX / 4 : BUF_CACHE_MAX)) {
+        b->next_free = free_list[c];
+        free_list[c] = b;
+        free_count[c]++;
         return;
     }
     free(b);
@@ -44,12 +52,14 @@ void buf_put(struct buf *b)
 
 void buf_cache_drain(void)
 {
-    while (free_list) {
-        struct buf *b = free_list;
-        free_list = b->next_free;
-        free(b);
+    for (int c = 0; c < 2; c++) {
+        while (free_list[c]) {
+            struct buf *b = free_list[c];
+            free_list[c] = b->next_free;
+            free(b);
+        }
+        free_count[c] = 0;
     }
-    free_count = 0;
 }
 
 void buf_compact(struct buf *b)

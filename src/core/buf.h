@@ -1,8 +1,8 @@
 /* buf.h - bounded byte buffers for socket I/O.
  * Invariant: 0 <= head <= tail <= size; bytes [head, tail) are pending data.
  * A buffer never grows: its size is fixed at allocation, which bounds the
- * memory of every connection whatever the message size. Buffers of the
- * standard size come from a per-thread free list, so the hot path rarely
+ * memory of every connection whatever the message size. Buffers of the two
+ * standard sizes come from per-thread free lists, so the hot path rarely
  * calls malloc. */
 #ifndef PORTICO_CORE_BUF_H
 #define PORTICO_CORE_BUF_H
@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #define BUF_STD_SIZE (16 * 1024)
+/* Response bodies from upstreams are read in larger steps: fewer syscalls per
+ * large response, still a fixed bound per connection. */
+#define BUF_BIG_SIZE (64 * 1024)
 
 struct buf {
     uint32_t size;

@@ -166,6 +166,7 @@ struct stream {
     struct relay req_body;
     uint64_t req_body_sent;
     bool req_sent;
+    bool req_abandoned; /* the origin stopped reading the body after answering */
 
     /* response direction: resp_out then raw body bytes from up->rbuf */
     struct buf *resp_out;

@@ -317,6 +317,13 @@ static int pump_request(struct stream *st)
                 return progress;
             }
             if (w < 0) {
+                if (st->resp_head_done) {
+                    /* The origin answered early and stopped reading: let the
+                     * response finish; the client is closed after it, since
+                     * its body was not consumed. */
+                    st->req_abandoned = true;
+                    return PUMP_IDLE;
+                }
                 upstream_failed(st, UPF_SEND);
                 return PUMP_STOP;
             }
@@ -377,7 +384,8 @@ static int parse_response_head(struct stream *st)
     if (!up->rbuf || !buf_len(up->rbuf))
         return PUMP_IDLE;
     struct h1_limits lim = {.max_request_line = c->limits.max_header_bytes,
-                            .max_header_bytes = up->rbuf->size - 1024};
+                            .max_header_bytes = MIN(up->rbuf->size - 1024,
+                                                    MAX(c->limits.max_header_bytes, 32768))};
     for (;;) {
         if (!buf_len(up->rbuf))
             return PUMP_IDLE;
@@ -516,7 +524,8 @@ int stream_pump(struct stream *st)
             r = pump_tunnel(st);
         } else {
             r = PUMP_IDLE;
-            if (st->up && st->up->state == UP_ACTIVE && !st->req_sent && !st->finishing) {
+            if (st->up && st->up->state == UP_ACTIVE && !st->req_sent && !st->finishing &&
+                !st->req_abandoned) {
                 r = pump_request(st);
                 if (r == PUMP_STOP)
                     return STEP_AGAIN;

@@ -115,7 +115,7 @@ void upstream_release(struct stream *st, bool reuse)
 ssize_t upconn_fill(struct upconn *up)
 {
     if (!up->rbuf)
-        up->rbuf = buf_get(BUF_STD_SIZE);
+        up->rbuf = buf_get(BUF_BIG_SIZE);
     struct buf *b = up->rbuf;
     if (buf_room(b) == 0) {
         buf_compact(b);
