@@ -79,6 +79,7 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
     if (st->resp_out)
         st->resp_out->head = st->resp_out->tail = 0;
     if (!st->req_body.done || st->w->draining || st->req.framing.conn_close ||
+        st->conf->timeouts.keepalive_ms == 0 ||
         (st->req.version == 10 && !st->req.framing.conn_keep_alive) || status == 400 ||
         status == 408 || status == 413 || status == 414 || status == 431 || status == 505)
         st->close_client = true;
