@@ -4,7 +4,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := yaml-0.1 libpcre2-8
+PKGS    := yaml-0.1 libpcre2-8 libssl libcrypto
 OPT     ?= -O2 -g
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -75,11 +75,16 @@ fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/%)
 build-fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/%,$(LIB_SRCS)) $(LDLIBS)
+# The config loader also needs conf/ and the server state it creates.
+build-fuzz/fuzz_conf: fuzz/fuzz_conf.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/conf/% src/lb/server.c,$(LIB_SRCS)) $(LDLIBS)
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t build-fuzz/corpus-$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
-	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/dict/http.dict \
+	  dict=fuzz/dict/http.dict; [ $$t = fuzz_conf ] && dict=fuzz/dict/conf.dict; \
+	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -dict=$$dict \
 	    -artifact_prefix=fuzz/ build-fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
 	done
 # Replays the seed corpora and every minimised crasher kept in fuzz/regression/.

@@ -18,10 +18,13 @@
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "proxy/proxy.h"
 #include "version.h"
 
 #define LISTEN_BACKLOG 65535
+/* Session-ticket keys rotate this often; a ticket stays valid for two periods. */
+#define TICKET_ROTATE_MS (12ull * 3600 * 1000)
 
 static void usage(FILE *f)
 {
@@ -135,6 +138,10 @@ int main(int argc, char **argv)
     struct conf *conf = conf_path ? conf_load_file(conf_path, &errs)
                                   : conf_quick(from, to, n_to, &errs);
     free(to);
+    if (conf && tls_build_listeners(conf, conf_path ? conf_path : "quick", &errs) < 0) {
+        conf_unref(conf);
+        conf = NULL;
+    }
     if (!conf) {
         print_errors(&errs);
         conf_errors_free(&errs);
@@ -195,10 +202,14 @@ int main(int argc, char **argv)
 
     bool draining = false;
     uint64_t drain_deadline = 0;
+    uint64_t next_ticket_rotation = clock_update() + TICKET_ROTATE_MS;
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &ts);
-        clock_update();
+        if (clock_update() >= next_ticket_rotation) {
+            tls_rotate_ticket_keys();
+            next_ticket_rotation = clock_ms() + TICKET_ROTATE_MS;
+        }
         if (sig == SIGTERM || sig == SIGINT) {
             if (!draining) {
                 log_info("received %s: graceful stop (grace %llu ms)",

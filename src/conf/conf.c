@@ -36,6 +36,7 @@ void conf_free(struct conf *c)
     for (size_t i = 0; i < c->n_listeners; i++) {
         free(c->listeners[i].name);
         free(c->listeners[i].listen);
+        conf_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);
     for (size_t i = 0; i < c->n_upstreams; i++) {

@@ -39,12 +39,36 @@ struct conf_limits {
 
 enum listener_proto { LISTEN_HTTP = 0, LISTEN_TCP, LISTEN_TLS_PASSTHROUGH };
 
+struct conf_tls_cert {
+    char *cert, *key; /* resolved paths (relative ones against the config's directory) */
+    char *ocsp;       /* DER OCSP response to staple, or NULL */
+    unsigned line, col;
+};
+
+/* listeners[].tls: settings only. The OpenSSL contexts are built from them by
+ * net/tls.c (tls_build_listeners) once the snapshot is validated. */
+struct conf_tls {
+    struct conf_tls_cert *certs;
+    size_t n_certs;
+    int min_version; /* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3) */
+    bool alpn_h2, alpn_http11;
+    bool alpn_h2_first; /* server preference order */
+    bool resumption;
+    char *client_ca; /* require client certificates signed by it (mTLS) */
+    unsigned ca_line, ca_col;
+    unsigned line, col;
+    void *ctx;                 /* built context (net/tls.c), NULL until built */
+    void (*ctx_free)(void *);  /* how the snapshot releases ctx */
+};
+
 struct conf_listener {
     char *name;
     char *listen; /* as written */
     struct addr addr;
     enum listener_proto protocol;
     bool redirect_https;
+    bool h2c; /* extension: HTTP/2 with prior knowledge on a plain listener */
+    struct conf_tls *tls; /* NULL for plain HTTP */
     unsigned index;
 };
 
@@ -59,6 +83,18 @@ struct conf_server {
     const struct conf_upstream *upstream;
 };
 
+/* upstreams.X.health: active checks, run by the checker thread. */
+struct conf_health {
+    bool enabled;
+    bool tcp;          /* type: tcp (connect only) */
+    char *uri;         /* default "/" */
+    char *host;        /* Host header; NULL: the server's address */
+    char *expect_body; /* substring the body must contain; NULL: any */
+    uint64_t interval_ms, timeout_ms;
+    unsigned rise, fall;
+    unsigned status_min, status_max; /* expect_status range, inclusive */
+};
+
 struct conf_upstream {
     char *name;
     enum lb_algo balance;
@@ -71,7 +107,35 @@ struct conf_upstream {
     uint64_t connect_timeout_ms, read_timeout_ms, write_timeout_ms; /* resolved */
     uint64_t fail_timeout_ms; /* passive: a refusing server is skipped this long */
     unsigned index;
+    struct conf_health health;
+    struct {
+        unsigned consecutive_failures; /* 0 = outlier detection off */
+        uint64_t eject_ms;
+        unsigned max_ejected_percent;
+    } passive;
+    /* Retries (see docs/config.md, retry_on). */
+    unsigned retry_on;         /* RETRY_CONNECT | RETRY_TIMEOUT | RETRY_RESET */
+    uint8_t retry_status[13];  /* bitmap of statuses 500..599 (bit = status - 500) */
+    bool retry_non_idempotent;
+    unsigned retry_budget_pct; /* retries in flight as a share of requests, per worker */
+    uint64_t retry_body_max;   /* request bodies up to this are kept for replay */
+    uint64_t slow_start_ms;    /* 0 = off */
+    unsigned max_pending;      /* requests that may wait for a full group; 0 = 503 at once */
+    uint64_t pending_timeout_ms;
+    _Atomic unsigned *pending; /* shared count of waiting requests (owned) */
 };
+
+#define RETRY_CONNECT 1u /* connect refused / failed / timed out: any method */
+#define RETRY_TIMEOUT 2u /* no response head within upstream_read */
+#define RETRY_RESET 4u   /* closed or reset before a response head */
+/* Minimum concurrent retries per worker whatever retry_budget says. */
+#define RETRY_BUDGET_MIN 3
+
+static inline bool conf_retry_status(const struct conf_upstream *u, int status)
+{
+    return status >= 500 && status <= 599 &&
+           (u->retry_status[(status - 500) / 8] >> ((status - 500) % 8)) & 1;
+}
 
 enum header_op { HDR_SET = 0, HDR_ADD, HDR_REMOVE };
 
@@ -158,6 +222,8 @@ struct conf *conf_load_buffer(const char *name, const char *data, size_t len,
 /* Quick mode: listen on `from`, round-robin over `to[0..n)`. */
 struct conf *conf_quick(const char *from, const char *const *to, size_t n,
                         struct conf_errors *errs);
+
+void conf_tls_free(struct conf_tls *t);
 
 void conf_ref(struct conf *c);
 /* Drops a reference; frees the snapshot (and its compiled regexes and

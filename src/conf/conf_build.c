@@ -214,7 +214,7 @@ static void build_limits(struct conf_ctx *cx, struct conf *c, const struct cnode
 static void build_listener(struct conf_ctx *cx, struct conf_listener *l, const struct cnode *n)
 {
     static const char *const keys[] = {"name", "listen", "protocol", "redirect_https", "tls",
-                                       NULL};
+                                       "h2c", NULL};
     static const char *const unsupported[] = {"sni_routes", "upstream", NULL};
     static const char *const protos[] = {"http", "tcp", "tls_passthrough", NULL};
     const struct cnode *v;
@@ -241,11 +241,21 @@ static void build_listener(struct conf_ctx *cx, struct conf_listener *l, const s
     }
     if ((v = cnode_map_get(n, "redirect_https")))
         sch_bool(cx, v, &l->redirect_https);
+    if ((v = cnode_map_get(n, "h2c")))
+        sch_bool(cx, v, &l->h2c);
     if ((v = opt(n, "tls"))) {
         bool b;
-        /* `tls: false` is accepted as "no TLS"; anything else needs TLS. */
-        if (!(v->type == CNODE_SCALAR && strcmp(v->s, "false") == 0 && sch_bool(cx, v, &b)))
-            conf_err(cx, v, "tls is not supported yet");
+        /* `tls: false` is accepted as "no TLS". */
+        if (v->type == CNODE_SCALAR && strcmp(v->s, "false") == 0 && sch_bool(cx, v, &b))
+            return;
+        if (v->type != CNODE_MAP) {
+            conf_err(cx, v, "'tls' must be a mapping (or false)");
+            return;
+        }
+        l->tls = conf_build_tls(cx, v);
+        if (l->redirect_https)
+            conf_err(cx, cnode_map_get(n, "redirect_https"),
+                     "redirect_https is for plain listeners, this one has tls");
     }
 }
 

@@ -47,6 +47,9 @@ struct tmpl *sch_tmpl(struct conf_ctx *cx, const struct cnode *n);
 /* RFC 9110 token. */
 bool sch_is_token(const char *s, size_t len);
 
+/* listeners[].tls (conf_tls.c); NULL when n is not a mapping. */
+struct conf_tls *conf_build_tls(struct conf_ctx *cx, const struct cnode *n);
+
 /* Schema sections implemented in conf_route.c. */
 void conf_build_routes(struct conf_ctx *cx, struct conf *c, const struct cnode *routes);
 

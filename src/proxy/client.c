@@ -13,6 +13,7 @@
 #include "http/h1_parse.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "proxy/engine.h"
 
 static void client_io_cb(struct ev_io *io, uint32_t events);
@@ -55,6 +56,16 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
     struct client *cl = xcalloc(1, sizeof(*cl));
     cl->io.fd = fd;
     cl->io.cb = client_io_cb;
+    if (wl->cl->tls) {
+        if (xport_init_tls(&cl->x, fd, wl->cl->tls) < 0) {
+            close(fd);
+            free(cl);
+            atomic_fetch_sub_explicit(&g_conn_count, 1, memory_order_relaxed);
+            return;
+        }
+    } else {
+        xport_init_tcp(&cl->x, fd);
+    }
     cl->w = w;
     cl->listener = wl->cl;
     memcpy(&cl->peer.ss, sa, len);
@@ -67,7 +78,7 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
     cl->can_write = true;
     timer_init(&cl->timer, client_timer_cb);
     if (loop_add(&w->loop, &cl->io) < 0) {
-        close(fd);
+        xport_close(&cl->x);
         free(cl);
         atomic_fetch_sub_explicit(&g_conn_count, 1, memory_order_relaxed);
         return;
@@ -95,7 +106,7 @@ void client_close(struct client *cl)
     }
     cl->state = CL_DEAD;
     timer_cancel(&w->loop, &cl->timer);
-    close(cl->io.fd);
+    xport_close(&cl->x);
     cl->io.dead = true;
     buf_put(cl->rbuf);
     cl->rbuf = NULL;
@@ -124,14 +135,18 @@ ssize_t client_fill(struct client *cl)
             return IO_AGAIN;
     }
     size_t room = buf_room(b);
-    ssize_t n = sock_read(cl->io.fd, buf_wptr(b), room);
+    ssize_t n = xport_read(&cl->x, buf_wptr(b), room);
     if (n > 0) {
         b->tail += (uint32_t)n;
         cl->last_read = clock_ms();
-        if ((size_t)n < room && !cl->rdhup)
+        if ((size_t)n < room && !cl->rdhup && cl->x.short_read_drains)
             cl->can_read = false;
     } else if (n == IO_AGAIN) {
         cl->can_read = false;
+    } else if (n == IO_WANT_WRITE) {
+        /* TLS needs to send before it can read on: retry once writable. */
+        cl->can_write = false;
+        n = IO_AGAIN;
     } else {
         cl->eof = true;
         cl->can_read = false;

@@ -8,6 +8,7 @@
 
 #include "core/rand.h"
 #include "http/h1_parse.h"
+#include "net/tls.h"
 #include "proxy/engine.h"
 
 #define HDR_TMP_MAX 8192
@@ -216,7 +217,14 @@ struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg)
     case TMPL_QUERY:
         return rq->query.p ? rq->query : STR_NULL;
     case TMPL_SCHEME:
-        return STR_LIT("http");
+        return st->cl->listener->tls ? STR_LIT("https") : STR_LIT("http");
+    case TMPL_TLS_CLIENT_SUBJECT:
+        if (!st->tls_subject_done) {
+            st->tls_subject_len = (uint16_t)tls_client_subject(&st->cl->x, st->tls_subject,
+                                                               sizeof(st->tls_subject));
+            st->tls_subject_done = true;
+        }
+        return str_make(st->tls_subject, st->tls_subject_len);
     case TMPL_REQUEST_ID:
         return str_make(st->req_id, st->req_id_len);
     case TMPL_METHOD:
@@ -337,7 +345,8 @@ int fwd_request_head(struct stream *st)
                                                     STR_LIT("x-forwarded-proto"), 0)
                                  : -1;
         if (put_header(out, STR_LIT("X-Forwarded-Proto"),
-                       i >= 0 ? rq->headers[i].value : STR_LIT("http")) < 0)
+                       i >= 0 ? rq->headers[i].value
+                              : fwd_tmpl_var(st, TMPL_SCHEME, STR_NULL)) < 0)
             return -1;
     }
     if (!rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-host"))) {

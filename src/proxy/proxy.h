@@ -17,6 +17,7 @@
 #include "event/loop.h"
 #include "http/chunked.h"
 #include "http/msg.h"
+#include "net/xport.h"
 
 struct router_scratch;
 struct access_log;
@@ -97,6 +98,7 @@ enum client_state { CL_HEAD = 0, CL_IDLE, CL_BUSY, CL_CLOSING, CL_DEAD };
 
 struct client {
     struct ev_io io;
+    struct xport x; /* x.fd == io.fd */
     struct timer timer;
     struct deferred dfr;
     struct deferred run_dfr;
@@ -159,6 +161,9 @@ struct stream {
     char client_ip[48];
     uint8_t client_ip_len;
     bool peer_trusted;
+    bool tls_subject_done;
+    uint16_t tls_subject_len;
+    char tls_subject[256];
 
     /* request direction: req_head then raw body bytes from cl->rbuf */
     struct buf *req_head;

@@ -269,9 +269,14 @@ static int flush_client(struct stream *st)
         iov[n++] = (struct iovec){buf_rptr(out), olen};
     if (raw)
         iov[n++] = (struct iovec){buf_rptr(st->up->rbuf), raw};
-    ssize_t w = sock_writev(cl->io.fd, iov, n);
+    ssize_t w = xport_writev(&cl->x, iov, n);
     if (w == IO_AGAIN) {
         cl->can_write = false;
+        return PUMP_IDLE;
+    }
+    if (w == IO_WANT_READ) {
+        /* TLS needs to receive before it can send on: retry once readable. */
+        cl->can_read = false;
         return PUMP_IDLE;
     }
     if (w < 0)
