@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf/conf_node.h"
+#include "conf/conf_schema.h"
 #include "core/common.h"
 #include "lb/server.h"
 
@@ -43,6 +44,7 @@ void conf_free(struct conf *c)
         struct conf_upstream *u = &c->upstreams[i];
         free(u->name);
         tmpl_free(u->hash_key);
+        conf_upstream_free_extra(u);
         for (size_t j = 0; j < u->n_servers; j++) {
             free(u->servers[j].address);
             if (u->servers[j].state)

@@ -355,9 +355,9 @@ static void build_upstream(struct conf_ctx *cx, const struct conf *c, struct con
 {
     static const char *const keys[] = {"balance", "hash_key", "servers", "keepalive", "retries",
                                        "max_connections", "fail_timeout", "timeouts", "tls",
-                                       NULL};
-    static const char *const unsupported[] = {"health=health checks are not supported yet",
-                                              NULL};
+                                       "health", "passive", "retry_on", "retry_non_idempotent",
+                                       "retry_budget", "retry_body_max", "slow_start",
+                                       "max_pending", "pending_timeout", NULL};
     static const char *const algos[] = {"round_robin", "least_conn", "ip_hash", "random", "hash",
                                         NULL};
     char what[300];
@@ -373,12 +373,13 @@ static void build_upstream(struct conf_ctx *cx, const struct conf *c, struct con
     u->connect_timeout_ms = t.upstream_connect_ms;
     u->read_timeout_ms = t.upstream_read_ms;
     u->write_timeout_ms = t.upstream_write_ms;
+    conf_upstream_defaults(u);
     if (n->type != CNODE_MAP) {
         conf_err(cx, n, "upstream '%s' must be a mapping, got %s", u->name, cnode_type_name(n));
         return;
     }
     snprintf(what, sizeof(what), "upstream '%s'", u->name);
-    sch_keys(cx, n, what, keys, unsupported);
+    sch_keys(cx, n, what, keys, NULL);
     if ((v = cnode_map_get(n, "balance"))) {
         if (!sch_enum(cx, v, "balance", algos, &algo))
             bal_ok = false; /* then hash_key cannot be judged: say nothing */
@@ -412,6 +413,7 @@ static void build_upstream(struct conf_ctx *cx, const struct conf *c, struct con
     }
     if ((v = opt(n, "tls")) && !(v->type == CNODE_SCALAR && strcmp(v->s, "false") == 0))
         conf_err(cx, v, "upstream tls is not supported yet");
+    conf_build_upstream_extra(cx, u, n);
 
     if (!(v = sch_require(cx, n, "servers", what)) || !sch_seq(cx, v))
         return;

@@ -50,6 +50,14 @@ bool sch_is_token(const char *s, size_t len);
 /* listeners[].tls (conf_tls.c); NULL when n is not a mapping. */
 struct conf_tls *conf_build_tls(struct conf_ctx *cx, const struct cnode *n);
 
+/* Upstream resilience keys (conf_upstream.c): defaults first, then the keys
+ * health, passive, retry_*, slow_start, max_pending, pending_timeout of n;
+ * free_extra releases what they allocated. */
+void conf_upstream_defaults(struct conf_upstream *u);
+void conf_build_upstream_extra(struct conf_ctx *cx, struct conf_upstream *u,
+                               const struct cnode *n);
+void conf_upstream_free_extra(struct conf_upstream *u);
+
 /* Schema sections implemented in conf_route.c. */
 void conf_build_routes(struct conf_ctx *cx, struct conf *c, const struct cnode *routes);
 

@@ -124,7 +124,12 @@ uint64_t lb_hash64(const void *data, size_t len, uint64_t seed)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Eligibility and tiers. */
+/* Eligibility, weights and tiers. */
+
+uint64_t lb_weight(const struct conf_server *s, const struct lb_pick_ctx *ctx)
+{
+    return server_effective_weight(s, ctx->now_ms);
+}
 
 bool lb_eligible(const struct conf_upstream *up, const struct lb_pick_ctx *ctx, size_t i)
 {
@@ -236,7 +241,7 @@ static const struct conf_server *hrw_pick_tier(void *arg, const struct conf_upst
         /* Top 53 bits, centred in their cell: u in (0,1), never 0 or 1, so
          * ln(u) is finite and negative. */
         double u = ((double)(h >> 11) + 0.5) * 0x1p-53;
-        double score = (double)s->weight / -log(u);
+        double score = (double)lb_weight(s, ctx) / -log(u);
         if (score > best_score) {
             best_score = score;
             best = s;

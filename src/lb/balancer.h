@@ -61,6 +61,11 @@ uint64_t lb_hash64(const void *data, size_t len, uint64_t seed);
 
 /* --- Shared by the algorithm files (lb_*.c), not needed by the engine. --- */
 
+/* The weight every algorithm must use instead of conf_server.weight, in
+ * SERVER_WEIGHT_SCALE units (lb/server.h): the configured weight, or less
+ * while the server is in its slow start. Never 0. */
+uint64_t lb_weight(const struct conf_server *s, const struct lb_pick_ctx *ctx);
+
 /* True when up->servers[i] may take this request: server_usable() at
  * ctx->now_ms and not marked in ctx->tried. */
 bool lb_eligible(const struct conf_upstream *up, const struct lb_pick_ctx *ctx, size_t i);

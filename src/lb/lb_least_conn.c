@@ -1,8 +1,8 @@
 /* lb_least_conn.c - least in-flight requests relative to weight.
  *
- * Picks the eligible server with the smallest inflight / weight, compared by
- * cross-multiplication (inflight_a * weight_b < inflight_b * weight_a) so no
- * division and no rounding. The scan starts one past the previous winner and
+ * Picks the eligible server with the smallest (inflight + 1) / weight, with
+ * the effective weight (lb_weight: slow start), compared by
+ * cross-multiplication so no division and no rounding. The scan starts one past the previous winner and
  * only a strictly smaller load replaces the candidate, so ties rotate instead
  * of always landing on the first server (which would otherwise get every
  * request of an idle pool).
@@ -28,12 +28,23 @@ static void *lc_init(const struct conf_upstream *up)
     return st;
 }
 
+/* (inflight_i + 1) / w_i < (inflight_b + 1) / w_b, without division. The
+ * +1 (the request being placed) makes a slow-starting server with a tiny
+ * weight look loaded even when idle; for equal weights it changes nothing. */
+static bool lhs_lt(const struct lc_state *st, size_t i, uint64_t wi, size_t b, uint64_t wb)
+{
+    unsigned __int128 lhs = (unsigned __int128)(st->inflight.n[i] + 1ull) * wb;
+    unsigned __int128 rhs = (unsigned __int128)(st->inflight.n[b] + 1ull) * wi;
+    return lhs < rhs;
+}
+
 static const struct conf_server *lc_pick_tier(void *state, const struct conf_upstream *up,
                                               const struct lb_pick_ctx *ctx, bool backup)
 {
     struct lc_state *st = state;
     size_t n = up->n_servers;
     size_t best = SIZE_MAX;
+    uint64_t best_w = 0;
 
     if (!n)
         return NULL;
@@ -43,12 +54,14 @@ static const struct conf_server *lc_pick_tier(void *state, const struct conf_ups
             continue;
         if (best == SIZE_MAX) {
             best = i;
+            best_w = lb_weight(s, ctx);
             continue;
         }
-        uint64_t lhs = (uint64_t)st->inflight.n[i] * up->servers[best].weight;
-        uint64_t rhs = (uint64_t)st->inflight.n[best] * s->weight;
-        if (lhs < rhs)
+        if (lhs_lt(st, i, lb_weight(s, ctx), best, best_w))
             best = i;
+        else
+            continue;
+        best_w = lb_weight(s, ctx);
     }
     if (best == SIZE_MAX)
         return NULL;

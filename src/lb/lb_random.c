@@ -2,7 +2,8 @@
  *
  * Draws two distinct eligible servers at random, each with probability
  * proportional to its weight, and sends the request to the one with the
- * lower in-flight / weight (ties: the first draw). Compared with plain
+ * lower in-flight / weight (ties: the first draw). Weights are the
+ * effective ones (lb_weight: slow start). Compared with plain
  * least_conn this needs no global scan order and does not herd every worker
  * onto the same momentarily idle server; compared with plain random it
  * avoids a slow server whose requests pile up.
@@ -69,9 +70,10 @@ static size_t rnd_at(const struct conf_upstream *up, const struct lb_pick_ctx *c
         const struct conf_server *s = &up->servers[i];
         if (i == skip || s->backup != backup || !lb_eligible(up, ctx, i))
             continue;
-        if (r < s->weight)
+        uint64_t w = lb_weight(s, ctx);
+        if (r < w)
             return i;
-        r -= s->weight;
+        r -= w;
         last = i;
     }
     /* Unreachable while r < the total weight; a server whose state changed
@@ -90,7 +92,7 @@ static const struct conf_server *rnd_pick_tier(void *state, const struct conf_up
         const struct conf_server *s = &up->servers[i];
         if (s->backup != backup || !lb_eligible(up, ctx, i))
             continue;
-        total += s->weight;
+        total += lb_weight(s, ctx);
         count++;
         only = i;
     }
@@ -102,16 +104,18 @@ static const struct conf_server *rnd_pick_tier(void *state, const struct conf_up
     size_t a = rnd_at(up, ctx, backup, rnd_below(st, total), SIZE_MAX);
     if (a == SIZE_MAX)
         return NULL;
-    uint64_t wa = up->servers[a].weight;
+    uint64_t wa = lb_weight(&up->servers[a], ctx);
     if (total <= wa) /* the others vanished meanwhile */
         return &up->servers[a];
     size_t b = rnd_at(up, ctx, backup, rnd_below(st, total - wa), a);
     if (b == SIZE_MAX)
         return &up->servers[a];
 
-    uint64_t wb = up->servers[b].weight;
-    /* inflight_b / wb < inflight_a / wa, without division. */
-    if ((uint64_t)st->inflight.n[b] * wa < (uint64_t)st->inflight.n[a] * wb)
+    uint64_t wb = lb_weight(&up->servers[b], ctx);
+    /* inflight_b / wb < inflight_a / wa, without division. (No +1 as in
+     * least_conn: the draws already follow the effective weights, and idle
+     * picks must stay the weighted first draw.) */
+    if ((unsigned __int128)st->inflight.n[b] * wa < (unsigned __int128)st->inflight.n[a] * wb)
         return &up->servers[b];
     return &up->servers[a];
 }

@@ -39,8 +39,9 @@ static const struct conf_server *rr_pick_tier(void *state, const struct conf_ups
         const struct conf_server *s = &up->servers[i];
         if (s->backup != backup || !lb_eligible(up, ctx, i))
             continue;
-        st->cw[i] += s->weight;
-        total += s->weight;
+        int64_t w = (int64_t)lb_weight(s, ctx);
+        st->cw[i] += w;
+        total += w;
         if (best == SIZE_MAX || st->cw[i] > st->cw[best])
             best = i;
     }
