@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "conf/conf.h"
 #include "core/clock.h"
 #include "core/common.h"
+#include "lb/health_check.h"
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "net/sock.h"
@@ -188,6 +190,17 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Admin API and health checks: their own threads, off the request path. */
+    struct admin *admin = NULL;
+    if (conf->admin.listen) {
+        char aerr[512];
+        if (!(admin = admin_start(conf, aerr, sizeof(aerr)))) {
+            fprintf(stderr, "portico: %s\n", aerr);
+            return 1;
+        }
+    }
+    struct health_checker *checker = health_start(conf);
+
     struct worker **ws = xcalloc(n_workers, sizeof(*ws));
     for (unsigned i = 0; i < n_workers; i++) {
         ws[i] = worker_new(i, conf, fds[i]);
@@ -246,6 +259,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n_workers; i++)
         worker_join_free(ws[i]);
     free(ws);
+    health_stop(checker);
+    admin_stop(admin);
     log_writer_stop();
     log_info("stopped");
     conf_unref(conf);

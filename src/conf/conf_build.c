@@ -72,6 +72,20 @@ static void build_workers(struct conf_ctx *cx, struct conf *c, const struct cnod
              n->type == CNODE_SCALAR ? "'" : "");
 }
 
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool addr_is_loopback(const struct addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(x))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127;
+    }
+    return false;
+}
+
 static void build_admin(struct conf_ctx *cx, struct conf *c, const struct cnode *n)
 {
     static const char *const keys[] = {"listen", "token_file", NULL};
@@ -85,6 +99,9 @@ static void build_admin(struct conf_ctx *cx, struct conf *c, const struct cnode 
     if ((v = cnode_map_get(n, "listen")) && sch_nonempty(cx, v, &s)) {
         if (addr_parse(s, &a, &err) < 0)
             conf_err(cx, v, "invalid address '%s': %s", s, err);
+        else if (!addr_is_loopback(&a) && !opt(n, "token_file"))
+            conf_err(cx, v, "admin.listen '%s' is not a loopback address: set token_file so "
+                     "that every admin call needs a bearer token", s);
         else
             c->admin.listen = xstrdup(s);
     }
