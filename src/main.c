@@ -175,9 +175,20 @@ int main(int argc, char **argv)
     /* Blocked before threads start, so only this thread receives them. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+    /* Admin API: its own thread; a bad address or token file stops start-up. */
+    struct admin *admin = NULL;
+    if (conf->admin.listen) {
+        char aerr[512];
+        if (!(admin = admin_start(conf, aerr, sizeof(aerr)))) {
+            fprintf(stderr, "portico: %s\n", aerr);
+            conf_unref(conf);
+            return 1;
+        }
+    }
     unsigned n_workers = conf->workers;
     int **fds = open_listeners(conf, n_workers);
     if (!fds) {
+        admin_stop(admin);
         conf_unref(conf);
         return 1;
     }
@@ -190,15 +201,7 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Admin API and health checks: their own threads, off the request path. */
-    struct admin *admin = NULL;
-    if (conf->admin.listen) {
-        char aerr[512];
-        if (!(admin = admin_start(conf, aerr, sizeof(aerr)))) {
-            fprintf(stderr, "portico: %s\n", aerr);
-            return 1;
-        }
-    }
+    /* Health checks: their own thread, off the request path. */
     struct health_checker *checker = health_start(conf);
 
     struct worker **ws = xcalloc(n_workers, sizeof(*ws));

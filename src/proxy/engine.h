@@ -66,6 +66,37 @@ ssize_t upconn_fill(struct upconn *up);
 void upconn_rearm(struct upconn *up);
 void pool_close_all(struct worker *w);
 
+/* retry.c */
+/* First attach of a proxied request: counts it for the retry budget and
+ * decides whether its body is copied for replay. */
+void upstream_begin(struct stream *st, const struct conf_upstream *u);
+/* pump_request hook: n body bytes from the client are about to be sent
+ * upstream (and consumed); keeps them while a replay is possible. */
+void stream_keep_body(struct stream *st, const char *p, size_t n);
+/* stream_put hook: budget counters, pending queue, body copy. */
+void stream_retry_end(struct stream *st);
+/* True when the request may go to another server now (retries left, no
+ * response byte sent, idempotent unless allowed when it may have `reached`
+ * the origin, body replayable, a candidate left, budget): takes a budget
+ * slot for the rest of the request. */
+bool upstream_may_retry(struct stream *st, const struct conf_upstream *u, bool reached);
+/* Rewinds the request for another attempt (head + copied body again). */
+void upstream_prepare_replay(struct stream *st);
+/* Passive recording of a failed exchange with s (outlier count, /status). */
+void upstream_note_failure(const struct conf_server *s, enum upfail why, int err);
+/* stream.c hook with the status of a final response head: records the
+ * outcome; for a retry_on status it may drop the response and retry on
+ * another server, returning true (the stream changed course). */
+bool upstream_retry_on_status(struct stream *st, int status);
+/* max_pending: queues a request for a full group (true), or false when the
+ * queue is full or disabled. upstream_unqueue takes it out again. */
+bool upstream_enqueue(struct stream *st, const struct conf_upstream *u);
+void upstream_unqueue(struct stream *st);
+/* upstream.c: 503 with Retry-After (every server full). */
+void upstream_reject_full(struct stream *st);
+/* upstream.c: closes idle pooled connections to draining servers (tick). */
+void pool_close_draining(struct worker *w);
+
 /* forward.c */
 /* Computes st->client_ip, st->peer_trusted and st->req_id. */
 void fwd_prepare(struct stream *st);

@@ -62,6 +62,11 @@ struct worker {
     struct stream *free_streams;
 
     bool draining;
+    /* Retry budget (upstream.c): proxied requests in flight on this worker
+     * and how many of them have been retried. */
+    unsigned proxy_active, retry_active;
+    struct stream *pending_head, *pending_tail; /* waiting for a server slot */
+    struct timer pending_timer;
     struct timer tick;
     struct access_log *alog;
     atomic_bool exited;
@@ -190,6 +195,18 @@ struct stream {
     const struct conf_server *log_server; /* last server tried, for the access log */
     unsigned attempts;
     uint8_t tried[32];
+    /* Retries (upstream.c): a copy of the request body bytes sent so far,
+     * kept while a replay on another server is possible (bounded by
+     * retry_body_max), HTTP/1.1 clients only. */
+    struct buf *body_copy;
+    bool copy_body;     /* keep copying body bytes as they are sent */
+    bool body_copy_lost; /* the body outgrew the copy: no replay */
+    bool counted;       /* counted in worker.proxy_active */
+    bool retry_token;   /* holds one of the worker's retry budget slots */
+    bool pending;       /* waiting for a server slot (max_pending) */
+    struct buf *fwd_head; /* the forwarded head, kept with body_copy */
+    uint64_t pending_until; /* monotonic ms */
+    struct stream *pnext, *pprev; /* worker.pending list */
 
     uint64_t start_us, up_start_us, up_end_us;
     uint64_t bytes_in, bytes_out;

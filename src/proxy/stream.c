@@ -41,6 +41,7 @@ struct stream *stream_get(struct worker *w, struct client *cl)
 void stream_put(struct stream *st)
 {
     struct worker *w = st->w;
+    stream_retry_end(st);
     buf_put(st->req_head);
     st->req_head = NULL;
     buf_put(st->resp_out);
@@ -339,6 +340,8 @@ static int pump_request(struct stream *st)
             st->req_head_off += (uint32_t)a;
             k -= a;
             if (k) {
+                if (st->copy_body) /* kept for a replay on another server (retry.c) */
+                    stream_keep_body(st, buf_rptr(cl->rbuf), k);
                 buf_consume(cl->rbuf, k);
                 st->req_body.raw_pending -= (uint32_t)k;
                 st->req_body_sent += k;
@@ -411,6 +414,9 @@ static int parse_response_head(struct stream *st)
             upstream_failed(st, UPF_BAD_RESPONSE);
             return PUMP_STOP;
         }
+        /* A retry_on status may send the request elsewhere (retry.c). */
+        if (upstream_retry_on_status(st, rs.status))
+            return PUMP_STOP;
         st->up_end_us = clock_mono_us();
         ensure_resp_out(st, (size_t)n + 2048);
         if (st->resp_out && buf_len(st->resp_out) && st->expect_sent) {

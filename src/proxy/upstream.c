@@ -81,6 +81,26 @@ void pool_close_all(struct worker *w)
     }
 }
 
+void pool_close_draining(struct worker *w)
+{
+    if (!w->pools || !w->conf)
+        return;
+    for (size_t i = 0; i < w->conf->n_upstreams; i++) {
+        const struct conf_upstream *u = &w->conf->upstreams[i];
+        for (size_t j = 0; j < u->n_servers; j++) {
+            const struct conf_server *s = &u->servers[j];
+            struct pool_bucket *b = &w->pools[s->gid];
+            if (!b->head || !atomic_load_explicit(&s->state->draining, memory_order_relaxed))
+                continue;
+            while (b->head) {
+                struct upconn *up = b->head;
+                pool_remove(w, up);
+                upconn_close(up);
+            }
+        }
+    }
+}
+
 void upstream_release(struct stream *st, bool reuse)
 {
     struct upconn *up = st->up;
@@ -89,7 +109,8 @@ void upstream_release(struct stream *st, bool reuse)
     up->stream = NULL;
     const struct conf_upstream *u = up->server->upstream;
     if (reuse && !w->draining && up->snap == w->conf &&
-        w->pools[up->server->gid].count < u->keepalive) {
+        w->pools[up->server->gid].count < u->keepalive &&
+        !atomic_load_explicit(&up->server->state->draining, memory_order_relaxed)) {
         struct pool_bucket *b = &w->pools[up->server->gid];
         up->state = UP_IDLE;
         up->reused = true;
@@ -298,17 +319,19 @@ void upstream_release_server(struct stream *st)
         return;
     const struct conf_upstream *u = s->upstream;
     balancer_for(u->balance)->release(st->w->lb_state[u->index], s);
-    if (u->max_connections)
-        atomic_fetch_sub_explicit(&s->state->active, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->state->active, 1, memory_order_relaxed);
     st->server = NULL;
 }
 
-/* Claims a slot under the server's max_connections; false when it is full. */
+/* Claims a slot under the server's max_connections; false when it is full.
+ * The in-flight count is kept for every server (admin /status, draining). */
 static bool server_claim(const struct conf_server *s)
 {
     unsigned max = s->upstream->max_connections;
-    if (!max)
+    if (!max) {
+        atomic_fetch_add_explicit(&s->state->active, 1, memory_order_relaxed);
         return true;
+    }
     unsigned cur = atomic_load_explicit(&s->state->active, memory_order_relaxed);
     do {
         if (cur >= max)
@@ -319,6 +342,13 @@ static bool server_claim(const struct conf_server *s)
     return true;
 }
 
+void upstream_reject_full(struct stream *st)
+{
+    static const char body[] = "503 Service Unavailable\n";
+    static const char hdr[] = "Retry-After: 1\r\n";
+    stream_respond(st, 503, NULL, body, sizeof(body) - 1, hdr, sizeof(hdr) - 1);
+}
+
 int upstream_attach(struct stream *st)
 {
     const struct conf_upstream *u = st->route->upstream;
@@ -326,6 +356,7 @@ int upstream_attach(struct stream *st)
     void *lbs = st->w->lb_state[u->index];
     char keybuf[1024];
     bool saw_full = false;
+    upstream_begin(st, u);
     for (;;) {
         struct lb_pick_ctx ctx = {.now_ms = clock_ms(),
                                   .key = lb_key(st, u, keybuf, sizeof(keybuf)),
@@ -333,10 +364,11 @@ int upstream_attach(struct stream *st)
         const struct conf_server *s = ops->pick(lbs, u, &ctx);
         if (!s) {
             if (saw_full && !st->attempts) {
-                /* Every server is at its limit: shed load at once. */
-                static const char body[] = "503 Service Unavailable\n";
-                static const char hdr[] = "Retry-After: 1\r\n";
-                stream_respond(st, 503, NULL, body, sizeof(body) - 1, hdr, sizeof(hdr) - 1);
+                /* Every server is at its limit: wait for a slot (max_pending)
+                 * or shed load at once. */
+                if (upstream_enqueue(st, u))
+                    return STEP_AGAIN;
+                upstream_reject_full(st);
                 return STEP_AGAIN;
             }
             stream_error(st, st->attempts ? 502 : 503);
@@ -363,11 +395,13 @@ int upstream_attach(struct stream *st)
             return STEP_AGAIN;
         log_warn("upstream %s: connect failed: %s", s->address, strerror(-rc));
         server_mark_failed(s, clock_ms());
+        upstream_note_failure(s, UPF_CONNECT, -rc);
         upstream_release_server(st);
-        if (st->attempts > u->retries) {
+        if (!(u->retry_on & RETRY_CONNECT) || !upstream_may_retry(st, u, false)) {
             stream_error(st, 502);
             return STEP_AGAIN;
         }
+        upstream_prepare_replay(st);
     }
 }
 
@@ -405,8 +439,14 @@ int upstream_failed(struct stream *st, enum upfail why)
         st->req_head_off = 0;
         return upstream_attach(st);
     }
-    if (connect_fail && nothing_sent && st->attempts <= u->retries) {
-        st->req_head_off = 0;
+    upstream_note_failure(s, why, connect_fail ? ECONNREFUSED : 0);
+    /* Another server, when retry_on names this failure (see retry.c). */
+    unsigned cond = connect_fail ? RETRY_CONNECT
+                    : (why == UPF_READ_TIMEOUT || why == UPF_SEND_TIMEOUT) ? RETRY_TIMEOUT
+                    : (why == UPF_SEND || why == UPF_EOF_BEFORE_HEAD)      ? RETRY_RESET
+                                                                           : 0;
+    if ((u->retry_on & cond) && upstream_may_retry(st, u, !connect_fail)) {
+        upstream_prepare_replay(st);
         return upstream_attach(st);
     }
     int status = (why == UPF_READ_TIMEOUT || why == UPF_CONNECT_TIMEOUT ||
