@@ -391,6 +391,55 @@ def test_server_cipher_preference(std, pki):
     assert negotiated(out) == ("New", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), out
 
 
+STRONG_TLS12 = {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
+                "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}
+
+
+def sslscan(port, sni):
+    if shutil.which("sslscan") is None:
+        pytest.skip("sslscan not installed (Debian package sslscan)")
+    r = subprocess.run(["sslscan", "--no-colour", "--no-heartbleed", "--sni-name=%s" % sni, "127.0.0.1:%d" % port],
+                       capture_output=True, timeout=120 * SLOW)
+    out = r.stdout.decode("utf-8", "replace")
+    assert "Supported Server Cipher(s)" in out, out + r.stderr.decode("utf-8", "replace")
+    protos = dict(re.findall(r"^(SSLv2|SSLv3|TLSv1\.[0-3])\s+(enabled|disabled)$", out, re.M))
+    ciphers = re.findall(r"^(?:Preferred|Accepted)\s+(\S+)\s+\d+ bits\s+(\S+)", out, re.M)
+    return out, protos, ciphers
+
+
+@pytest.mark.parametrize("min_version", ["tls1.2", "tls1.3"])
+def test_sslscan_protocols_and_ciphers(pki, portico, origin, min_version):
+    """An independent scanner sees nothing below the floor, only forward-secret
+    AEAD suites, and no renegotiation."""
+    lv = pki["ca"].leaves
+    o = origin(echo())
+    p = portico(tls_config([cert_entry(lv["a"]), cert_entry(lv["dual_rsa"]), cert_entry(lv["dual_ec"])], o.address,
+                           tls_extra="min_version: %s" % min_version))
+    for sni in ("a.example.test", "dual.example.test"):
+        out, protos, ciphers = sslscan(p.port, sni)
+        for old in ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"):
+            assert protos.get(old) == "disabled", (old, out)
+        assert protos.get("TLSv1.3") == "enabled", out
+        assert protos.get("TLSv1.2") == ("enabled" if min_version == "tls1.2" else "disabled"), out
+        assert ciphers, out
+        for proto, suite in ciphers:
+            assert proto in ("TLSv1.2", "TLSv1.3"), (proto, suite)
+            if proto == "TLSv1.2":
+                assert suite in STRONG_TLS12, (suite, out)
+            else:
+                assert suite.startswith("TLS_") and ("GCM" in suite or "CHACHA20" in suite), suite
+        if min_version == "tls1.2":
+            tls12 = {s for pr, s in ciphers if pr == "TLSv1.2"}
+            if sni == "dual.example.test":
+                assert any("ECDSA" in s for s in tls12) and any("-RSA-" in s for s in tls12), tls12
+            # Server preference: AES128-GCM first for the RSA certificate.
+            if sni == "a.example.test":
+                assert re.search(r"^Preferred\s+TLSv1\.2\s+\d+ bits\s+ECDHE-RSA-AES128-GCM-SHA256", out, re.M), out
+            assert "Insecure session renegotiation supported" not in out, out
+            assert "Session renegotiation not supported" in out or "Secure session renegotiation" not in out, out
+    assert p.alive()
+
+
 def test_compression_off(std, pki):
     p, o = std
     for v in ("-tls1_2", "-tls1_3"):
@@ -1007,6 +1056,54 @@ def test_request_split_over_records(std, pki):
             c.send(data[i:i + 7])
         r = c.read_response()
         assert r.status == 200 and r.json()["body"] == "0123456789" * 100
+
+
+def test_concurrent_tls_clients(pki, portico, origin):
+    """Many TLS keep-alive connections at once over 4 workers, a mix of TLS 1.2
+    and 1.3, each with several requests: every answer is the right one."""
+    import threading
+    o = origin(echo())
+    p = portico(tls_config([cert_entry(pki["ca"].leaves["a"]), cert_entry(pki["ca"].leaves["b"])], o.address,
+                           workers=4))
+    errors = []
+
+    def client(i):
+        try:
+            kw = {"maximum_version": ssl.TLSVersion.TLSv1_2} if i % 2 else {}
+            name = "a.example.test" if i % 3 else "b.example.test"
+            with TlsConn(p.port, pki["ca"].cert, server_hostname=name, timeout=20, **kw) as c:
+                for j in range(5):
+                    c.send(req("GET", "/c%d/%d" % (i, j), host=name))
+                    r = c.read_response()
+                    if r.status != 200 or r.json()["path"] != "/c%d/%d" % (i, j):
+                        errors.append((i, j, r.status))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60 * SLOW)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert o.n_requests == 200
+
+
+def test_client_aborts_mid_download(bulk, pki):
+    """A client that vanishes in the middle of a large TLS response does not
+    hurt the proxy."""
+    p, o = bulk
+    for i in range(5):
+        c = TlsConn(p.port, pki["ca"].cert, timeout=10)
+        c.send(req("GET", "/big", host="a.example.test"))
+        c.read_until(b"\r\n\r\n")
+        c.read_exact(100000)
+        if i % 2:
+            import struct
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    assert_serves(p, pki, "/after-aborts")
 
 
 def test_many_handshakes_and_aborts(std, pki):
