@@ -21,6 +21,7 @@
 #include "log/log_writer.h"
 #include "net/sock.h"
 #include "net/tls.h"
+#include "proxy/h2.h"
 #include "proxy/proxy.h"
 #include "version.h"
 
@@ -140,6 +141,7 @@ int main(int argc, char **argv)
     struct conf *conf = conf_path ? conf_load_file(conf_path, &errs)
                                   : conf_quick(from, to, n_to, &errs);
     free(to);
+    h2_init_global(); /* before the TLS contexts: ALPN may then offer h2 */
     if (conf && tls_build_listeners(conf, conf_path ? conf_path : "quick", &errs) < 0) {
         conf_unref(conf);
         conf = NULL;

@@ -50,7 +50,7 @@ static void build_alpn(struct conf_ctx *cx, struct conf_tls *t, const struct cno
         conf_err(cx, n, "'alpn' must not be empty");
         return;
     }
-    t->alpn_h2 = t->alpn_http11 = false;
+    t->alpn_h2 = t->alpn_http11 = t->alpn_h2_first = false;
     for (size_t i = 0; i < n->n; i++) {
         unsigned p;
         if (!sch_enum(cx, n->kids[i], "alpn protocol", protos, &p))

@@ -58,7 +58,7 @@ struct http_request {
     struct str authority; /* Host value (or absolute-form authority, which must agree) */
     struct str path;      /* path part of the target, without the query; "*" for OPTIONS * */
     struct str query;     /* after '?', without it; .p == NULL when no '?' */
-    uint8_t version;      /* 10 or 11 */
+    uint8_t version;      /* 10 or 11, or 20 for HTTP/2 */
     bool expect_continue; /* Expect: 100-continue */
     struct str upgrade;   /* Upgrade header value (empty if none) */
     struct http_framing framing;

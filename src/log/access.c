@@ -104,7 +104,9 @@ void stream_log(struct stream *st)
     w = json_str(w, end, rq->authority);
     w = json_lit(w, end, ",\"path\":");
     w = json_str(w, end, rq->path);
-    w = json_lit(w, end, rq->version == 10 ? ",\"protocol\":\"HTTP/1.0\"" : ",\"protocol\":\"HTTP/1.1\"");
+    w = json_lit(w, end, rq->version == 10   ? ",\"protocol\":\"HTTP/1.0\""
+                         : rq->version == 20 ? ",\"protocol\":\"HTTP/2.0\""
+                                             : ",\"protocol\":\"HTTP/1.1\"");
     int n = snprintf(w, (size_t)(end - w),
                      ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f",
                      st->status, (unsigned long long)st->bytes_in,

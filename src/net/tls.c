@@ -156,11 +156,15 @@ static void add_err(struct conf_errors *errs, const char *conf_name, unsigned li
 
 /* ---- certificates ---- */
 
-static X509 *read_leaf(const char *path)
+/* Reads the first certificate of a PEM file; on failure *why says why. */
+static X509 *read_leaf(const char *path, const char **why)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
+        *why = strerror(errno);
         return NULL;
+    }
+    *why = "not a PEM certificate";
     X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     return x;
@@ -413,10 +417,12 @@ static int build_one(struct conf_listener *l, const char *cn, struct conf_errors
         const struct conf_tls_cert *cc = &ct->certs[i];
         if (!cc->cert || !cc->key)
             continue;
-        X509 *leaf = read_leaf(cc->cert);
+        const char *why = NULL;
+        X509 *leaf = read_leaf(cc->cert, &why);
         if (!leaf) {
-            add_err(errs, cn, cc->line, cc->col, "certificate '%s': cannot read a PEM certificate%s%s",
-                    cc->cert, errno ? ": " : "", errno ? strerror(errno) : "");
+            ERR_clear_error();
+            add_err(errs, cn, cc->line, cc->col, "certificate '%s': cannot read: %s", cc->cert,
+                    why);
             failed = 1;
             continue;
         }
@@ -453,7 +459,33 @@ static int build_one(struct conf_listener *l, const char *cn, struct conf_errors
             failed = 1;
             continue;
         }
-        if (SSL_CTX_use_PrivateKey_file(g->ctx, cc->key, SSL_FILETYPE_PEM) != 1) {
+        /* Check the pair first: OpenSSL's own loader reports a mismatch of
+         * same-type keys only as a generic load failure. */
+        FILE *kf = fopen(cc->key, "r");
+        EVP_PKEY *pkey = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
+        if (kf)
+            fclose(kf);
+        if (!pkey) {
+            const char *kwhy = kf ? "not a PEM private key" : strerror(errno);
+            ERR_clear_error();
+            add_err(errs, cn, cc->line, cc->col, "key '%s': cannot read: %s", cc->key, kwhy);
+            X509_free(leaf);
+            failed = 1;
+            continue;
+        }
+        int match = X509_check_private_key(leaf, pkey);
+        ERR_clear_error();
+        if (match != 1) {
+            add_err(errs, cn, cc->line, cc->col, "key '%s' does not match certificate '%s'",
+                    cc->key, cc->cert);
+            EVP_PKEY_free(pkey);
+            X509_free(leaf);
+            failed = 1;
+            continue;
+        }
+        int used = SSL_CTX_use_PrivateKey(g->ctx, pkey);
+        EVP_PKEY_free(pkey);
+        if (used != 1) {
             add_err(errs, cn, cc->line, cc->col, "key '%s': cannot load", cc->key);
             X509_free(leaf);
             failed = 1;
@@ -557,32 +589,56 @@ static ssize_t tls_read(struct xport *x, void *p, size_t n)
 #define TLS_GATHER 16384
 static __thread unsigned char gather_buf[TLS_GATHER];
 
+/* One SSL_write of up to TLS_GATHER bytes starting at byte `skip` of the
+ * iovecs: small pieces are gathered into one record, a large piece goes as it
+ * is. On a retry after WANT_WRITE the same bytes are gathered again (the
+ * caller consumes nothing until a write succeeds), so OpenSSL sees the same
+ * data it was given first. */
+static int tls_write_some(SSL *ssl, const struct iovec *iov, int n, size_t skip, size_t *wrote)
+{
+    int i = 0;
+    while (i < n && skip >= iov[i].iov_len)
+        skip -= iov[i++].iov_len;
+    if (i == n) {
+        *wrote = 0;
+        return 1;
+    }
+    const char *p = (const char *)iov[i].iov_base + skip;
+    size_t len = iov[i].iov_len - skip;
+    if (len < TLS_GATHER && i + 1 < n) {
+        size_t g = 0;
+        for (; i < n && g < TLS_GATHER; i++, skip = 0) {
+            size_t k = MIN(iov[i].iov_len - skip, TLS_GATHER - g);
+            memcpy(gather_buf + g, (const char *)iov[i].iov_base + skip, k);
+            g += k;
+        }
+        p = (const char *)gather_buf;
+        len = g;
+    }
+    return SSL_write_ex(ssl, p, len, wrote);
+}
+
+/* Writes as much of the iovecs as the socket takes: OpenSSL's partial-write
+ * mode returns after each record, and a short count must keep meaning "the
+ * socket is full" to the caller. */
 static ssize_t tls_writev(struct xport *x, const struct iovec *iov, int n)
 {
     SSL *ssl = x->ssl;
-    const void *p;
-    size_t len;
-    /* Small pieces are gathered into one record; a large first piece goes as
-     * it is. On a retry after WANT_WRITE the same bytes are gathered again (the
-     * caller consumes nothing until a write succeeds), so OpenSSL sees the
-     * same data it was given first. */
-    if (n == 1 || iov[0].iov_len >= TLS_GATHER) {
-        p = iov[0].iov_base;
-        len = iov[0].iov_len;
-    } else {
-        len = 0;
-        for (int i = 0; i < n && len < TLS_GATHER; i++) {
-            size_t k = MIN(iov[i].iov_len, TLS_GATHER - len);
-            memcpy(gather_buf + len, iov[i].iov_base, k);
-            len += k;
+    size_t total = 0, want = 0;
+    for (int i = 0; i < n; i++)
+        want += iov[i].iov_len;
+    while (total < want) {
+        size_t wrote = 0;
+        int ret = tls_write_some(ssl, iov, n, total, &wrote);
+        if (ret != 1) {
+            ssize_t r = tls_map_err(ssl, ret, true);
+            count_handshake(x, ssl, r);
+            return total ? (ssize_t)total : r;
         }
-        p = gather_buf;
+        total += wrote;
     }
-    size_t written = 0;
-    int ret = SSL_write_ex(ssl, p, len, &written);
-    ssize_t r = ret == 1 ? (ssize_t)written : tls_map_err(ssl, ret, true);
-    count_handshake(x, ssl, r);
-    return r;
+    count_handshake(x, ssl, (ssize_t)total);
+    return (ssize_t)total;
 }
 
 static void tls_close(struct xport *x)

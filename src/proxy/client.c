@@ -15,6 +15,7 @@
 #include "net/sock.h"
 #include "net/tls.h"
 #include "proxy/engine.h"
+#include "proxy/h2.h"
 
 static void client_io_cb(struct ev_io *io, uint32_t events);
 static void client_timer_cb(struct timer *t);
@@ -104,6 +105,8 @@ void client_close(struct client *cl)
             upstream_release(st, false);
         stream_put(st);
     }
+    if (cl->h2)
+        h2_free(cl);
     cl->state = CL_DEAD;
     timer_cancel(&w->loop, &cl->timer);
     xport_close(&cl->x);
@@ -202,12 +205,43 @@ static void stream_keep_head(struct stream *st, const char *base, size_t len)
 #undef REBASE
 }
 
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* Decides, before the first request, whether the connection speaks HTTP/2:
+ * ALPN "h2" on TLS, or the connection preface on an h2c listener. Returns 1
+ * when it switched, 0 to stay HTTP/1.1, -1 to wait for more bytes. */
+static int maybe_h2(struct client *cl)
+{
+    if (cl->requests || cl->h2)
+        return 0;
+    bool want = false;
+    if (cl->x.ssl) {
+        const char *alpn = tls_alpn(&cl->x);
+        want = alpn && strcmp(alpn, "h2") == 0;
+    } else if (cl->listener->h2c && cl->rbuf) {
+        size_t n = MIN(buf_len(cl->rbuf), sizeof(h2_preface) - 1);
+        if (memcmp(buf_rptr(cl->rbuf), h2_preface, n) != 0)
+            return 0;
+        if (n < sizeof(h2_preface) - 1)
+            return -1;
+        want = true;
+    }
+    if (!want)
+        return 0;
+    return h2_start(cl) == 0 ? 1 : 0;
+}
+
 static int client_do_head(struct client *cl)
 {
     struct worker *w = cl->w;
     const struct conf *c = w->conf;
     for (;;) {
         if (cl->rbuf && buf_len(cl->rbuf)) {
+            int h2 = maybe_h2(cl);
+            if (h2 > 0)
+                return STEP_AGAIN;
+            if (h2 < 0)
+                goto read_more;
             if (cl->state == CL_IDLE) {
                 cl->state = CL_HEAD;
                 cl->state_since = clock_ms();
@@ -236,11 +270,14 @@ static int client_do_head(struct client *cl)
             if (buf_room(cl->rbuf) == 0 && cl->rbuf->head == 0)
                 return client_fail(cl, 431);
         }
+    read_more:
         if (!cl->can_read)
             break;
         ssize_t r = client_fill(cl);
         if (r == IO_AGAIN)
             break;
+        if (r > 0 && cl->x.ssl && !cl->requests && maybe_h2(cl) > 0)
+            return STEP_AGAIN;
         if (r < 0) {
             client_close(cl);
             return STEP_GONE;
@@ -267,6 +304,14 @@ void client_rearm(struct client *cl)
         timer_set(&w->loop, &cl->timer,
                   cl->state_since + (w->draining ? 0 : c->timeouts.keepalive_ms));
         break;
+    case CL_H2: {
+        uint64_t when = h2_deadline(cl);
+        if (when)
+            timer_set(&w->loop, &cl->timer, when);
+        else
+            timer_cancel(&w->loop, &cl->timer);
+        break;
+    }
     case CL_BUSY: {
         struct stream *st = cl->stream;
         uint64_t when = 0;
@@ -298,6 +343,9 @@ void client_run(struct client *cl)
             break;
         case CL_BUSY:
             r = stream_pump(cl->stream);
+            break;
+        case CL_H2:
+            r = h2_run(cl);
             break;
         default:
             return;
@@ -347,6 +395,16 @@ static void client_timer_cb(struct timer *t)
     case CL_IDLE:
         client_close(cl);
         return;
+    case CL_H2: {
+        uint64_t when = h2_deadline(cl);
+        if (when && now >= when) {
+            /* Idle, or a client that stopped reading (zero window, full socket). */
+            client_close(cl);
+            return;
+        }
+        client_rearm(cl);
+        return;
+    }
     case CL_BUSY: {
         struct stream *st = cl->stream;
         if (!cl->can_write &&

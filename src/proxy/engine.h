@@ -31,6 +31,10 @@ struct stream *stream_get(struct worker *w, struct client *cl);
 void stream_put(struct stream *st);
 /* Starts processing the parsed request in st->req. Returns a STEP_ value. */
 int stream_start(struct stream *st);
+/* Runs the stream's connection after an event on its upstream side. The
+ * stream may have ended (HTTP/1.1: its client closed) by then: only its
+ * client pointer is read, and client objects outlive the event batch. */
+void stream_kick(struct stream *st);
 /* Moves bytes in both directions as far as readiness allows. STEP_ value. */
 int stream_pump(struct stream *st);
 /* Replaces whatever the stream was doing with a local response. `extra` holds

@@ -21,6 +21,7 @@
 
 struct router_scratch;
 struct access_log;
+struct h2conn; /* proxy/h2.c: the HTTP/2 session of a client connection */
 
 /* ---- worker ---- */
 
@@ -99,7 +100,7 @@ struct relay {
 
 /* ---- client (downstream) connection ---- */
 
-enum client_state { CL_HEAD = 0, CL_IDLE, CL_BUSY, CL_CLOSING, CL_DEAD };
+enum client_state { CL_HEAD = 0, CL_IDLE, CL_BUSY, CL_CLOSING, CL_H2, CL_DEAD };
 
 struct client {
     struct ev_io io;
@@ -121,7 +122,8 @@ struct client {
     uint64_t last_read, last_write;
     struct buf *rbuf;
     struct buf *wbuf; /* CL_CLOSING leftovers (final error response) */
-    struct stream *stream;
+    struct stream *stream; /* HTTP/1.1: the current exchange */
+    struct h2conn *h2;     /* HTTP/2: the session (NULL for HTTP/1.1) */
     struct client *prev, *next;
     unsigned requests;
 };
@@ -210,6 +212,17 @@ struct stream {
 
     uint64_t start_us, up_start_us, up_end_us;
     uint64_t bytes_in, bytes_out;
+
+    /* HTTP/2 only */
+    int32_t h2_id;
+    bool h2_in_eof;     /* END_STREAM received: the request body is complete */
+    bool h2_deferred;   /* the DATA provider waits for bytes */
+    bool h2_finished;   /* response complete (END_STREAM sent), upstream released */
+    bool h2_queued;     /* on the session's run queue */
+    bool h2_started;
+    size_t h2_head_len; /* bytes of header data collected in head_copy */
+    struct buf *h2_in;  /* request DATA waiting to be forwarded */
+    struct stream *h2_next_run;
 };
 
 #endif

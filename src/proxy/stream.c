@@ -13,6 +13,7 @@
 #include "lb/balancer.h"
 #include "net/sock.h"
 #include "proxy/engine.h"
+#include "proxy/h2.h"
 #include "proxy/router.h"
 
 struct stream *stream_get(struct worker *w, struct client *cl)
@@ -30,8 +31,7 @@ struct stream *stream_get(struct worker *w, struct client *cl)
     memset(st, 0, offsetof(struct stream, req));
     st->head_copy = hc;
     st->head_cap = hcap;
-    memset(&st->req_id, 0, offsetof(struct stream, bytes_out) + sizeof(st->bytes_out) -
-                               offsetof(struct stream, req_id));
+    memset(&st->req_id, 0, sizeof(*st) - offsetof(struct stream, req_id));
     st->w = w;
     st->cl = cl;
     st->conf = w->conf;
@@ -46,6 +46,8 @@ void stream_put(struct stream *st)
     st->req_head = NULL;
     buf_put(st->resp_out);
     st->resp_out = NULL;
+    buf_put(st->h2_in);
+    st->h2_in = NULL;
     if (st->head_cap > 64 * 1024) {
         free(st->head_copy);
         st->head_copy = NULL;
@@ -68,6 +70,15 @@ static void ensure_resp_out(struct stream *st, size_t need)
     st->resp_out = nb;
 }
 
+void stream_kick(struct stream *st)
+{
+    struct client *cl = st->cl;
+    if (cl->h2 && cl->state != CL_DEAD)
+        h2_stream_kick(st);
+    else
+        client_run(cl);
+}
+
 /* ---- local responses ---- */
 
 void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
@@ -76,6 +87,14 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
     if (st->up)
         upstream_release(st, false);
     upstream_release_server(st);
+    if (st->cl->h2) {
+        st->resp_head_done = true;
+        st->resp_started = true;
+        st->finishing = true;
+        relay_init(&st->resp_body, RIN_NONE, ROUT_RAW, 0);
+        h2_submit_local(st, status, ctype, body, body_len, extra, extra_len);
+        return;
+    }
     /* Keep an unsent 100-continue out: the final status replaces it. */
     if (st->resp_out)
         st->resp_out->head = st->resp_out->tail = 0;
@@ -129,7 +148,9 @@ static int start_proxy(struct stream *st)
         stream_error(st, 431);
         return STEP_AGAIN;
     }
-    if (rq->framing.chunked)
+    if (rq->framing.chunked && rq->version == 20)
+        relay_init(&st->req_body, RIN_EOF, ROUT_CHUNK, 0); /* DATA frames -> chunks */
+    else if (rq->framing.chunked)
         relay_init(&st->req_body, RIN_CHUNKED, ROUT_RAW, 0);
     else if (rq->framing.has_content_length)
         relay_init(&st->req_body, RIN_LENGTH, ROUT_RAW, rq->framing.content_length);
@@ -216,6 +237,12 @@ int stream_start(struct stream *st)
 static int stream_finish(struct stream *st)
 {
     struct client *cl = st->cl;
+    if (cl->h2) {
+        /* The DATA provider sends END_STREAM once it sees the body done;
+         * h2_stream_end() releases the upstream side then. */
+        h2_flush_stream(st);
+        return STEP_WAIT;
+    }
     if (st->up) {
         bool reuse = st->up_reusable && st->req_sent && st->resp_body.done && !st->tunnel &&
                      !st->resp_body.eof_seen && (!st->up->rbuf || buf_len(st->up->rbuf) == 0);
@@ -238,6 +265,10 @@ static int stream_finish(struct stream *st)
 int stream_abort(struct stream *st)
 {
     struct client *cl = st->cl;
+    if (cl->h2) {
+        h2_reset(st);
+        return STEP_WAIT;
+    }
     if (st->up)
         upstream_release(st, false);
     upstream_release_server(st);
@@ -257,6 +288,8 @@ int stream_abort(struct stream *st)
 static int flush_client(struct stream *st)
 {
     struct client *cl = st->cl;
+    if (cl->h2)
+        return h2_flush_stream(st);
     struct buf *out = st->resp_out;
     size_t olen = out ? buf_len(out) : 0;
     size_t raw = st->resp_body.raw_pending;
@@ -299,6 +332,35 @@ static int flush_client(struct stream *st)
     return PUMP_PROGRESS;
 }
 
+/* Where the request body comes from: the client's read buffer for HTTP/1.1,
+ * the stream's DATA buffer for HTTP/2. */
+static inline struct buf *req_src(struct stream *st)
+{
+    return st->cl->h2 ? st->h2_in : st->cl->rbuf;
+}
+
+/* Raw body bytes left for the upstream: drop them from the source. */
+static inline void req_taken(struct stream *st, struct buf *src, size_t k)
+{
+    if (st->copy_body) /* kept for a replay on another server (retry.c) */
+        stream_keep_body(st, buf_rptr(src), k);
+    buf_consume(src, k);
+    st->req_body_sent += k;
+    st->bytes_in += k;
+    if (st->cl->h2)
+        h2_consumed(st, k);
+}
+
+/* Body bytes were copied, reframed, into req_head (the source already
+ * consumed them). */
+static inline void req_taken_copy(struct stream *st, size_t k)
+{
+    st->req_body_sent += k;
+    st->bytes_in += k;
+    if (st->cl->h2)
+        h2_consumed(st, k);
+}
+
 /* Request direction: head and body to the upstream. */
 static int pump_request(struct stream *st)
 {
@@ -307,6 +369,7 @@ static int pump_request(struct stream *st)
     const struct conf *c = st->conf;
     int progress = PUMP_IDLE;
     for (;;) {
+        struct buf *src = req_src(st);
         size_t hrem = st->req_head ? st->req_head->tail - st->req_head_off : 0;
         size_t raw = st->req_body.raw_pending;
         if (hrem || raw) {
@@ -317,19 +380,22 @@ static int pump_request(struct stream *st)
             if (hrem)
                 iov[n++] = (struct iovec){st->req_head->data + st->req_head_off, hrem};
             if (raw)
-                iov[n++] = (struct iovec){buf_rptr(cl->rbuf), raw};
+                iov[n++] = (struct iovec){buf_rptr(src), raw};
             ssize_t w = sock_writev(up->io.fd, iov, n);
             if (w == IO_AGAIN) {
                 up->can_write = false;
                 return progress;
             }
             if (w < 0) {
-                if (st->resp_head_done) {
-                    /* The origin answered early and stopped reading: let the
-                     * response finish; the client is closed after it, since
-                     * its body was not consumed. */
+                if (st->resp_head_done || st->req_body_sent) {
+                    /* The origin stopped reading, maybe after answering early
+                     * (the answer can still be in our socket buffer): read
+                     * what it sent; no head before EOF is then a 502. The
+                     * client is closed after the response, since its body was
+                     * not consumed. */
                     st->req_abandoned = true;
-                    return PUMP_IDLE;
+                    up->can_read = true;
+                    return PUMP_PROGRESS;
                 }
                 upstream_failed(st, UPF_SEND);
                 return PUMP_STOP;
@@ -340,15 +406,18 @@ static int pump_request(struct stream *st)
             st->req_head_off += (uint32_t)a;
             k -= a;
             if (k) {
-                if (st->copy_body) /* kept for a replay on another server (retry.c) */
-                    stream_keep_body(st, buf_rptr(cl->rbuf), k);
-                buf_consume(cl->rbuf, k);
                 st->req_body.raw_pending -= (uint32_t)k;
-                st->req_body_sent += k;
-                st->bytes_in += k;
+                req_taken(st, src, k);
             }
             if ((size_t)w < hrem + raw)
                 up->can_write = false;
+            /* Reframed body bytes sit behind the head in req_head: once all of
+             * it left and the body has begun (no retry can need the head),
+             * the space is reused. */
+            if (st->req_head_off == st->req_head->tail && st->req_body_sent) {
+                st->req_head->tail = 0;
+                st->req_head_off = 0;
+            }
             progress = PUMP_PROGRESS;
             continue;
         }
@@ -356,23 +425,39 @@ static int pump_request(struct stream *st)
             st->req_sent = true;
             return progress;
         }
-        if (cl->rbuf && buf_len(cl->rbuf)) {
-            if (relay_take(&st->req_body, cl->rbuf, NULL) < 0) {
+        if (src && buf_len(src)) {
+            size_t before = buf_len(src);
+            if (relay_take(&st->req_body, src, st->req_head) < 0) {
                 if (st->resp_started)
                     return stream_abort(st), PUMP_STOP;
                 stream_error(st, 400);
                 return PUMP_STOP;
             }
+            if (buf_len(src) < before) /* reframed: taken by copy */
+                req_taken_copy(st, before - buf_len(src));
             if (c->limits.max_body_bytes && st->req_body.total > c->limits.max_body_bytes) {
                 if (st->resp_started)
                     return stream_abort(st), PUMP_STOP;
                 stream_error(st, 413);
                 return PUMP_STOP;
             }
-            if (st->req_body.raw_pending || st->req_body.done) {
+            if (st->req_body.raw_pending || st->req_body.done || buf_len(src) < before) {
                 progress = PUMP_PROGRESS;
                 continue;
             }
+        }
+        if (cl->h2) {
+            /* DATA arrives through the session; the end is END_STREAM. */
+            if (st->h2_in_eof && (!src || !buf_len(src))) {
+                if (relay_eof(&st->req_body, st->req_head) < 0) {
+                    /* Shorter than its content-length (nghttp2 resets such
+                     * streams itself). */
+                    return stream_abort(st), PUMP_STOP;
+                }
+                progress = PUMP_PROGRESS;
+                continue;
+            }
+            return progress;
         }
         if (!cl->can_read)
             return progress;
@@ -423,7 +508,7 @@ static int parse_response_head(struct stream *st)
             /* An unsent 100-continue is pointless now that the answer is here. */
             st->resp_out->head = st->resp_out->tail = 0;
         }
-        if (fwd_response_head(st, &rs) < 0) {
+        if ((st->cl->h2 ? h2_submit_head(st, &rs) : fwd_response_head(st, &rs)) < 0) {
             upstream_failed(st, UPF_BAD_RESPONSE);
             return PUMP_STOP;
         }

@@ -16,6 +16,7 @@
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "proxy/engine.h"
+#include "proxy/h2.h"
 
 static void upconn_io_cb(struct ev_io *io, uint32_t events);
 static void upconn_timer_cb(struct timer *t);
@@ -203,14 +204,14 @@ static void upconn_io_cb(struct ev_io *io, uint32_t events)
             log_warn("upstream %s: connect failed: %s", up->server->address,
                      strerror(err ? err : ECONNREFUSED));
             upstream_failed(st, UPF_CONNECT);
-            client_run(st->cl);
+            stream_kick(st);
             return;
         }
         up->state = UP_ACTIVE;
         up->last_write = up->last_read = clock_ms();
         server_mark_ok(up->server);
     }
-    client_run(st->cl);
+    stream_kick(st);
 }
 
 static void upconn_timer_cb(struct timer *t)
@@ -224,7 +225,6 @@ static void upconn_timer_cb(struct timer *t)
     struct stream *st = up->stream;
     if (!st)
         return;
-    struct client *cl = st->cl;
     uint64_t now = clock_ms();
     const struct conf_upstream *u = up->server->upstream;
     if (up->state == UP_CONNECTING) {
@@ -250,7 +250,7 @@ static void upconn_timer_cb(struct timer *t)
         }
         upstream_failed(st, UPF_READ_TIMEOUT);
     }
-    client_run(cl);
+    stream_kick(st);
 }
 
 /* ---- attach, fail ---- */

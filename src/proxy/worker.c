@@ -16,6 +16,7 @@
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "proxy/engine.h"
+#include "proxy/h2.h"
 #include "proxy/router.h"
 
 atomic_ulong g_conn_count;
@@ -76,6 +77,8 @@ static void start_drain(struct worker *w)
         struct client *next = cl->next;
         if (cl->state == CL_IDLE || (cl->state == CL_HEAD && !(cl->rbuf && buf_len(cl->rbuf))))
             client_close(cl);
+        else if (cl->state == CL_H2)
+            h2_drain(cl);
         cl = next;
     }
 }

@@ -34,7 +34,7 @@ Test(conf_errors, unknown_key)
            "  - listn: ':8080'\n",
            2,
            "t.yaml:2:5: unknown key 'listn' in listener (expected one of: name, listen, "
-           "protocol, redirect_https, tls)",
+           "protocol, redirect_https, tls, h2c)",
            "t.yaml:2:5: missing required key 'listen' in listener");
     expect(LISTENERS "wrkers: 2\n", 1,
            "t.yaml:2:1: unknown key 'wrkers' in config (expected one of: workers, "
@@ -238,7 +238,7 @@ Test(conf_errors, not_supported_yet)
            "  - {respond: {}, cache: true, waf: {mode: block}}\n",
            5, "t.yaml:2:30: protocol 'tcp' is not supported yet",
            "t.yaml:2:35: 'upstream' is not supported yet",
-           "t.yaml:3:25: tls is not supported yet",
+           "t.yaml:3:40: 'certificates' must not be empty",
            "t.yaml:5:19: 'cache' is not supported yet",
            "t.yaml:5:32: 'waf' is not supported yet");
 }
