@@ -399,6 +399,7 @@ static void client_timer_cb(struct timer *t)
         uint64_t when = h2_deadline(cl);
         if (when && now >= when) {
             /* Idle, or a client that stopped reading (zero window, full socket). */
+            h2_terminate(cl);
             client_close(cl);
             return;
         }

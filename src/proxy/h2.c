@@ -254,7 +254,10 @@ int h2_flush_stream(struct stream *st)
 {
     struct h2conn *h = st->cl->h2;
     if (st->h2_deferred) {
+        /* New bytes for a stream that waited for its upstream: the stall
+         * clock (h2_deadline) starts from now. */
         st->h2_deferred = false;
+        h->last_data_ms = clock_ms();
         nghttp2_session_resume_data(h->ng, st->h2_id);
     }
     return PUMP_IDLE;
@@ -704,6 +707,16 @@ void h2_free(struct client *cl)
     cl->h2 = NULL;
 }
 
+void h2_terminate(struct client *cl)
+{
+    struct h2conn *h = cl->h2;
+    if (!h)
+        return;
+    nghttp2_session_terminate_session(h->ng, h->n_streams ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                           : NGHTTP2_NO_ERROR);
+    h2_send(h);
+}
+
 void h2_drain(struct client *cl)
 {
     struct h2conn *h = cl->h2;
@@ -799,6 +812,12 @@ uint64_t h2_deadline(struct client *cl)
     const struct conf *c = cl->w->conf;
     if (h->out_len > h->out_off)
         return cl->last_write + c->timeouts.send_ms;
+    /* Response bytes waiting while the client keeps its window shut: the
+     * zero-window stall ends after timeouts.send without a DATA frame. */
+    for (const struct stream *st = h->all; st; st = st->next_free)
+        if (!st->h2_finished &&
+            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending))
+            return h->last_data_ms + c->timeouts.send_ms;
     if (h->n_streams == 0)
         return MAX(cl->last_read, cl->last_write) + c->timeouts.keepalive_ms;
     return 0;

@@ -38,6 +38,8 @@ void h2_drain(struct client *cl);
 /* When the session's timer should fire (send stall, idle), 0 for none. */
 uint64_t h2_deadline(struct client *cl);
 void h2_free(struct client *cl);
+/* Sends GOAWAY at once (best effort) before the connection is closed. */
+void h2_terminate(struct client *cl);
 /* HTTP/2 is available (ALPN may offer "h2"). */
 void h2_init_global(void);
 
