@@ -396,8 +396,7 @@ static void client_timer_cb(struct timer *t)
         client_close(cl);
         return;
     case CL_H2: {
-        uint64_t when = h2_deadline(cl);
-        if (when && now >= when) {
+        if (h2_expired(cl, now)) {
             /* Idle, or a client that stopped reading (zero window, full socket). */
             h2_terminate(cl);
             client_close(cl);

@@ -806,19 +806,42 @@ void h2_stream_kick(struct stream *st)
     client_run(cl);
 }
 
+/* True when some stream has response bytes the client's window keeps back. */
+static bool h2_window_stalled(const struct h2conn *h)
+{
+    for (const struct stream *st = h->all; st; st = st->next_free)
+        if (!st->h2_finished &&
+            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending))
+            return true;
+    return false;
+}
+
 uint64_t h2_deadline(struct client *cl)
 {
     struct h2conn *h = cl->h2;
     const struct conf *c = cl->w->conf;
     if (h->out_len > h->out_off)
         return cl->last_write + c->timeouts.send_ms;
-    /* Response bytes waiting while the client keeps its window shut: the
-     * zero-window stall ends after timeouts.send without a DATA frame. */
-    for (const struct stream *st = h->all; st; st = st->next_free)
-        if (!st->h2_finished &&
-            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending))
-            return h->last_data_ms + c->timeouts.send_ms;
     if (h->n_streams == 0)
         return MAX(cl->last_read, cl->last_write) + c->timeouts.keepalive_ms;
-    return 0;
+    /* Zero-window stall check: armed cheaply here, decided by h2_expired()
+     * when it fires (walking the streams on every event would cost). */
+    uint64_t when = h->last_data_ms + c->timeouts.send_ms;
+    return MAX(when, clock_ms() + 1);
+}
+
+bool h2_expired(struct client *cl, uint64_t now)
+{
+    struct h2conn *h = cl->h2;
+    const struct conf *c = cl->w->conf;
+    if (h->out_len > h->out_off)
+        return now >= cl->last_write + c->timeouts.send_ms;
+    if (h->n_streams == 0)
+        return now >= MAX(cl->last_read, cl->last_write) + c->timeouts.keepalive_ms;
+    if (now < h->last_data_ms + c->timeouts.send_ms)
+        return false;
+    if (h2_window_stalled(h))
+        return true;
+    h->last_data_ms = now; /* streams wait for their upstreams: look again later */
+    return false;
 }

@@ -37,6 +37,8 @@ void h2_consumed(struct stream *st, size_t n);
 void h2_drain(struct client *cl);
 /* When the session's timer should fire (send stall, idle), 0 for none. */
 uint64_t h2_deadline(struct client *cl);
+/* At the timer: true when the connection must be closed (idle, stalled). */
+bool h2_expired(struct client *cl, uint64_t now);
 void h2_free(struct client *cl);
 /* Sends GOAWAY at once (best effort) before the connection is closed. */
 void h2_terminate(struct client *cl);
