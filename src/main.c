@@ -20,6 +20,7 @@
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "net/sock.h"
+#include "lb/server.h"
 #include "net/tls.h"
 #include "proxy/h2.h"
 #include "proxy/proxy.h"
@@ -78,6 +79,145 @@ static int **open_listeners(const struct conf *c, unsigned n_workers)
         }
     }
     return fds;
+}
+
+/* What a reload needs to know and change. */
+struct runtime {
+    const char *path;
+    struct conf *conf; /* running snapshot (ref held) */
+    struct worker **ws;
+    unsigned n_workers;
+    int **fds; /* main's copy of each worker's listen fds (the workers own them) */
+    struct health_checker *checker;
+    struct admin *admin;
+    unsigned long reloads_ok, reloads_failed;
+};
+
+static int **fds_copy(int **src, unsigned n_workers, size_t n)
+{
+    int **c = xcalloc(n_workers, sizeof(int *));
+    for (unsigned w = 0; w < n_workers; w++) {
+        c[w] = xcalloc(n ? n : 1, sizeof(int));
+        memcpy(c[w], src[w], n * sizeof(int));
+    }
+    return c;
+}
+
+static void fds_free(int **f, unsigned n_workers)
+{
+    for (unsigned w = 0; w < n_workers; w++)
+        free(f[w]);
+    free(f);
+}
+
+static const struct conf_listener *same_listener(const struct conf *c, const struct addr *a,
+                                                 size_t *idx)
+{
+    for (size_t j = 0; j < c->n_listeners; j++) {
+        const struct addr *b = &c->listeners[j].addr;
+        if (a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0) {
+            *idx = j;
+            return &c->listeners[j];
+        }
+    }
+    return NULL;
+}
+
+/* SIGHUP: builds and validates the new snapshot off the request path, opens
+ * the new listeners (kept ones keep their sockets), hands the snapshot to
+ * every worker and waits until each switched. On any error nothing changes. */
+static void reload(struct runtime *rt)
+{
+    struct conf_errors errs = {0};
+    struct conf *nc = conf_load_file(rt->path, &errs);
+    if (nc && tls_build_listeners(nc, rt->path, &errs) < 0) {
+        conf_unref(nc);
+        nc = NULL;
+    }
+    if (!nc) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_error("reload: %s", errs.msgs[i]);
+        log_error("reload failed: the running config is unchanged");
+        conf_errors_free(&errs);
+        rt->reloads_failed++;
+        return;
+    }
+    conf_errors_free(&errs);
+    if (nc->workers != rt->conf->workers)
+        log_warn("reload: 'workers' changes need a restart (keeping %u)", rt->n_workers);
+    server_states_carry_over(nc, rt->conf);
+
+    int **nf = xcalloc(rt->n_workers, sizeof(int *));
+    for (unsigned w = 0; w < rt->n_workers; w++)
+        nf[w] = xcalloc(nc->n_listeners ? nc->n_listeners : 1, sizeof(int));
+    bool ok = true;
+    size_t opened = 0;
+    for (size_t i = 0; i < nc->n_listeners && ok; i++) {
+        size_t j;
+        if (same_listener(rt->conf, &nc->listeners[i].addr, &j)) {
+            for (unsigned w = 0; w < rt->n_workers; w++)
+                nf[w][i] = rt->fds[w][j];
+            continue;
+        }
+        for (unsigned w = 0; w < rt->n_workers; w++) {
+            int fd = sock_listen(&nc->listeners[i].addr, LISTEN_BACKLOG);
+            if (fd < 0) {
+                log_error("reload: listen %s: %s", nc->listeners[i].listen, strerror(-fd));
+                ok = false;
+                for (unsigned k = 0; k < w; k++)
+                    close(nf[k][i]);
+                break;
+            }
+            nf[w][i] = fd;
+        }
+        opened = i + 1;
+    }
+    if (!ok) {
+        /* Close what this reload opened; kept sockets stay with the workers. */
+        for (size_t i = 0; i < opened; i++) {
+            size_t j;
+            if (same_listener(rt->conf, &nc->listeners[i].addr, &j))
+                continue;
+            for (unsigned w = 0; w < rt->n_workers; w++)
+                if (nf[w][i] > 0)
+                    close(nf[w][i]);
+        }
+        fds_free(nf, rt->n_workers);
+        conf_unref(nc);
+        log_error("reload failed: the running config is unchanged");
+        rt->reloads_failed++;
+        return;
+    }
+
+    unsigned *gen = xcalloc(rt->n_workers, sizeof(unsigned));
+    for (unsigned w = 0; w < rt->n_workers; w++) {
+        gen[w] = atomic_load(&rt->ws[w]->applied_gen);
+        conf_ref(nc);
+        int *own = xcalloc(nc->n_listeners ? nc->n_listeners : 1, sizeof(int));
+        memcpy(own, nf[w], nc->n_listeners * sizeof(int));
+        worker_post_conf(rt->ws[w], nc, own);
+    }
+    /* Each worker switches between two events: this takes microseconds. */
+    for (unsigned w = 0; w < rt->n_workers; w++) {
+        for (int t = 0; t < 10000 && atomic_load(&rt->ws[w]->applied_gen) == gen[w]; t++) {
+            struct timespec ts = {0, 500 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(gen);
+    fds_free(rt->fds, rt->n_workers);
+    rt->fds = nf;
+
+    health_stop(rt->checker);
+    rt->checker = health_start(nc);
+    admin_set_conf(rt->admin, nc);
+    errlog_set_level(nc->log.level);
+    conf_unref(rt->conf);
+    rt->conf = nc;
+    rt->reloads_ok++;
+    log_info("reloaded %s: %zu listener%s, %zu upstream%s, %zu route%s", rt->path,
+             nc->n_listeners, nc->n_listeners == 1 ? "" : "s", nc->n_upstreams,
+             nc->n_upstreams == 1 ? "" : "s", nc->n_routes, nc->n_routes == 1 ? "" : "s");
 }
 
 static bool all_exited(struct worker **ws, unsigned n)
@@ -207,6 +347,9 @@ int main(int argc, char **argv)
     struct health_checker *checker = health_start(conf);
 
     struct worker **ws = xcalloc(n_workers, sizeof(*ws));
+    struct runtime rt = {.path = conf_path, .conf = conf, .ws = ws, .n_workers = n_workers,
+                         .fds = fds_copy(fds, n_workers, conf->n_listeners),
+                         .checker = checker, .admin = admin};
     for (unsigned i = 0; i < n_workers; i++) {
         ws[i] = worker_new(i, conf, fds[i]);
         if ((rc = worker_start(ws[i])) < 0) {
@@ -232,9 +375,9 @@ int main(int argc, char **argv)
             if (!draining) {
                 log_info("received %s: graceful stop (grace %llu ms)",
                          sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                         (unsigned long long)conf->shutdown_grace_ms);
+                         (unsigned long long)rt.conf->shutdown_grace_ms);
                 draining = true;
-                drain_deadline = clock_ms() + conf->shutdown_grace_ms;
+                drain_deadline = clock_ms() + rt.conf->shutdown_grace_ms;
                 for (unsigned i = 0; i < n_workers; i++)
                     worker_post(ws[i], WORKER_MSG_DRAIN);
             }
@@ -244,7 +387,13 @@ int main(int argc, char **argv)
                 worker_post(ws[i], WORKER_MSG_STOP);
             break;
         } else if (sig == SIGHUP) {
-            log_warn("received SIGHUP: live reload is not supported yet; restart to apply");
+            if (draining || !conf_path)
+                log_warn("received SIGHUP: %s", draining ? "stopping, not reloading"
+                                                        : "quick mode has no file to reload");
+            else {
+                log_info("received SIGHUP: reloading %s", conf_path);
+                reload(&rt);
+            }
         } else if (sig == SIGUSR1) {
             log_info("received SIGUSR1: reopening logs");
             errlog_reopen();
@@ -264,10 +413,11 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n_workers; i++)
         worker_join_free(ws[i]);
     free(ws);
-    health_stop(checker);
-    admin_stop(admin);
+    fds_free(rt.fds, n_workers);
+    health_stop(rt.checker);
+    admin_stop(rt.admin);
     log_writer_stop();
     log_info("stopped");
-    conf_unref(conf);
+    conf_unref(rt.conf);
     return 0;
 }

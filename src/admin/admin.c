@@ -50,6 +50,7 @@ struct admin {
     struct ev_io lsn;
     struct ev_io wake;
     atomic_bool stop;
+    pthread_mutex_t conf_mu; /* guards conf: a reload swaps it from main */
     struct conf *conf;
     char *token;
     size_t token_len;
@@ -209,6 +210,28 @@ static int split_path(struct str path, struct str *segs, int max)
     return n;
 }
 
+/* The running snapshot, with a reference for the caller. */
+static struct conf *admin_conf(struct admin *a)
+{
+    pthread_mutex_lock(&a->conf_mu);
+    struct conf *c = a->conf;
+    conf_ref(c);
+    pthread_mutex_unlock(&a->conf_mu);
+    return c;
+}
+
+void admin_set_conf(struct admin *a, struct conf *c)
+{
+    if (!a)
+        return;
+    conf_ref(c);
+    pthread_mutex_lock(&a->conf_mu);
+    struct conf *old = a->conf;
+    a->conf = c;
+    pthread_mutex_unlock(&a->conf_mu);
+    conf_unref(old);
+}
+
 static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
 {
     char uname[256], saddr[256];
@@ -216,8 +239,10 @@ static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
         respond_error(c, 400, NULL, "bad path encoding");
         return;
     }
-    const struct conf_upstream *u = conf_find_upstream(c->a->conf, uname);
+    struct conf *cf = admin_conf(c->a);
+    const struct conf_upstream *u = conf_find_upstream(cf, uname);
     if (!u) {
+        conf_unref(cf);
         respond_error(c, 404, NULL, "no such upstream");
         return;
     }
@@ -226,6 +251,7 @@ static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
         if (u->servers[i].address && strcmp(u->servers[i].address, saddr) == 0)
             s = &u->servers[i];
     if (!s || !s->state) {
+        conf_unref(cf);
         respond_error(c, 404, NULL, "no such server in this upstream");
         return;
     }
@@ -240,6 +266,7 @@ static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
                      "{\"upstream\":\"%s\",\"server\":\"%s\",\"draining\":%s,\"in_flight\":%u}\n",
                      u->name, s->address, drain ? "true" : "false",
                      atomic_load(&s->state->active));
+    conf_unref(cf);
     respond(c, 200, NULL, body, n < 0 || (size_t)n >= sizeof(body) ? 0 : (size_t)n);
 }
 
@@ -260,7 +287,9 @@ static void handle(struct admin_conn *c, const struct http_request *rq)
             return;
         }
         size_t len;
-        char *doc = admin_status_json(c->a->conf, c->a->started_wall_ms, &len);
+        struct conf *cf = admin_conf(c->a);
+        char *doc = admin_status_json(cf, c->a->started_wall_ms, &len);
+        conf_unref(cf);
         respond(c, 200, NULL, doc, rq->method_id == HTTP_M_HEAD ? 0 : len);
         free(doc);
         return;
@@ -441,6 +470,7 @@ struct admin *admin_start(struct conf *c, char *err, size_t errlen)
         return NULL;
     }
     struct admin *a = xcalloc(1, sizeof(*a));
+    pthread_mutex_init(&a->conf_mu, NULL);
     a->started_wall_ms = clock_wall_ms();
     a->lsn.fd = a->wake.fd = -1;
     if (c->admin.token_file && read_token(a, c->admin.token_file, err, errlen) < 0)

@@ -21,6 +21,9 @@ struct admin *admin_start(struct conf *c, char *err, size_t errlen);
 /* Stops the thread, closes every socket, drops the reference. NULL is
  * allowed. Main thread. */
 void admin_stop(struct admin *a);
+/* Reload: the API now shows and acts on c (a reference is taken). Main
+ * thread; a NULL admin is ignored. */
+void admin_set_conf(struct admin *a, struct conf *c);
 
 /* The /status document for snapshot c as a malloc'd NUL-terminated JSON
  * string (admin_status.c). `started_wall_ms` is the process start time.

@@ -15,6 +15,7 @@
 struct server_state *server_state_new(void)
 {
     struct server_state *st = xcalloc(1, sizeof(*st));
+    atomic_init(&st->refs, 1);
     atomic_init(&st->down_until_ms, 0);
     atomic_init(&st->consecutive_fails, 0);
     atomic_init(&st->health, SERVER_UP);
@@ -27,9 +28,42 @@ struct server_state *server_state_new(void)
     return st;
 }
 
+void server_state_ref(struct server_state *st)
+{
+    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+}
+
+void server_state_unref(struct server_state *st)
+{
+    if (st && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
+        free(st);
+}
+
 void server_state_free(struct server_state *st)
 {
-    free(st);
+    server_state_unref(st);
+}
+
+void server_states_carry_over(struct conf *next, const struct conf *prev)
+{
+    for (size_t i = 0; i < next->n_upstreams; i++) {
+        struct conf_upstream *nu = &next->upstreams[i];
+        const struct conf_upstream *pu = conf_find_upstream(prev, nu->name);
+        if (!pu)
+            continue;
+        for (size_t j = 0; j < nu->n_servers; j++) {
+            struct conf_server *ns = &nu->servers[j];
+            for (size_t k = 0; k < pu->n_servers; k++) {
+                const struct conf_server *ps = &pu->servers[k];
+                if (strcmp(ps->address, ns->address) != 0 || !ps->state)
+                    continue;
+                server_state_ref(ps->state);
+                server_state_unref(ns->state);
+                ns->state = ps->state;
+                break;
+            }
+        }
+    }
 }
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)

@@ -34,6 +34,9 @@ enum server_err {
 #define SERVER_EJECT_MAX_LEVEL 4
 
 struct server_state {
+    /* Shared by the snapshots that list this server (reloads carry the state
+     * over, so health, marks and draining survive a reload). */
+    atomic_uint refs;
     /* fail_timeout: a server that refused a connection is skipped until
      * this time (monotonic ms). */
     _Atomic uint64_t down_until_ms;
@@ -60,7 +63,12 @@ struct server_state {
 };
 
 struct server_state *server_state_new(void);
-void server_state_free(struct server_state *st);
+void server_state_free(struct server_state *st); /* = server_state_unref */
+void server_state_ref(struct server_state *st);
+void server_state_unref(struct server_state *st);
+/* Reload: every server of `next` that `prev` also had (same upstream name and
+ * address) takes over prev's state. Main thread, before `next` is published. */
+void server_states_carry_over(struct conf *next, const struct conf *prev);
 
 /* True when the server may take a new request now: health UP, not
  * draining, not skipped for fail_timeout, not ejected. */

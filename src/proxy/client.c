@@ -23,6 +23,7 @@ static void client_timer_cb(struct timer *t);
 static void client_free_deferred(struct deferred *d)
 {
     struct client *cl = container_of(d, struct client, dfr);
+    conf_unref(cl->conf);
     free(cl);
 }
 
@@ -69,6 +70,8 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
     }
     cl->w = w;
     cl->listener = wl->cl;
+    cl->conf = w->conf; /* the listener lives in it */
+    conf_ref(cl->conf);
     memcpy(&cl->peer.ss, sa, len);
     cl->peer.len = len;
     cl->peer_ip_len = (uint8_t)addr_ip_str(sa, cl->peer_ip, sizeof(cl->peer_ip));
@@ -80,6 +83,7 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
     timer_init(&cl->timer, client_timer_cb);
     if (loop_add(&w->loop, &cl->io) < 0) {
         xport_close(&cl->x);
+        conf_unref(cl->conf);
         free(cl);
         atomic_fetch_sub_explicit(&g_conn_count, 1, memory_order_relaxed);
         return;

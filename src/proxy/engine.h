@@ -124,6 +124,9 @@ int relay_take(struct relay *r, struct buf *src, struct buf *out);
  * chunk); returns 0, or -1 when the body was cut short. */
 int relay_eof(struct relay *r, struct buf *out);
 
+/* worker.c: frees retired snapshots whose last stream ended. */
+void worker_retire_snaps(struct worker *w);
+
 /* access.c (log/) hook */
 void stream_log(struct stream *st);
 

@@ -36,6 +36,16 @@ struct pool_bucket {
     unsigned count;
 };
 
+/* A config snapshot as one worker uses it: the balancer states of its
+ * upstreams. Streams point at the wsnap they started on; after a reload the
+ * old one lives until its last stream ends. */
+struct wsnap {
+    struct conf *conf; /* ref held */
+    void **lb_state;   /* per upstream index */
+    unsigned streams;
+    struct wsnap *next; /* retired list */
+};
+
 /* Messages from the main thread, as bits in worker.inbox_flags. */
 #define WORKER_MSG_DRAIN 1u /* graceful stop: stop accepting, finish in-flight */
 #define WORKER_MSG_STOP 2u  /* stop now */
@@ -49,12 +59,15 @@ struct worker {
     struct ev_io inbox;
     atomic_uint inbox_flags;
     struct conf *_Atomic pending_conf;
+    int *pending_fds;       /* listen fds for pending_conf (set before the post) */
+    atomic_uint applied_gen; /* reloads applied; main waits on it */
+    struct wsnap *snap;     /* current: w->conf's balancer states */
+    struct wsnap *retired;  /* older snapshots with streams still running */
 
     int *listen_fds; /* one per conf listener, owned */
     struct wlistener *listeners;
     size_t n_listeners;
 
-    void **lb_state;           /* per upstream index */
     struct pool_bucket *pools; /* per server gid */
     struct router_scratch *rscratch;
 
@@ -80,6 +93,9 @@ extern atomic_ulong g_conn_count;
 struct worker *worker_new(unsigned id, struct conf *conf, int *listen_fds);
 int worker_start(struct worker *w);
 void worker_post(struct worker *w, unsigned msg);
+/* Hands a new snapshot (ref transferred) and its listen fds (owned) to w. The
+ * worker switches between events; w->applied_gen grows when it did. */
+void worker_post_conf(struct worker *w, struct conf *c, int *listen_fds);
 void worker_join_free(struct worker *w);
 
 /* ---- relay: one body direction ---- */
@@ -122,6 +138,7 @@ struct client {
     uint64_t last_read, last_write;
     struct buf *rbuf;
     struct buf *wbuf; /* CL_CLOSING leftovers (final error response) */
+    struct conf *conf; /* snapshot of its listener (ref held for the connection) */
     struct stream *stream; /* HTTP/1.1: the current exchange */
     struct h2conn *h2;     /* HTTP/2: the session (NULL for HTTP/1.1) */
     struct client *prev, *next;
@@ -155,7 +172,8 @@ struct stream {
     struct worker *w;
     struct client *cl;
     struct upconn *up;
-    struct conf *conf; /* snapshot the request started on (ref held) */
+    struct conf *conf; /* snapshot the request started on (kept by snap) */
+    struct wsnap *snap; /* its balancer states */
     const struct conf_route *route;
     struct stream *next_free;
 

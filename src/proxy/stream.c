@@ -35,12 +35,20 @@ struct stream *stream_get(struct worker *w, struct client *cl)
     st->w = w;
     st->cl = cl;
     st->conf = w->conf;
+    st->snap = w->snap;
+    w->snap->streams++;
     return st;
 }
 
 void stream_put(struct stream *st)
 {
     struct worker *w = st->w;
+    if (st->snap) {
+        st->snap->streams--;
+        if (st->snap != w->snap && st->snap->streams == 0)
+            worker_retire_snaps(w);
+        st->snap = NULL;
+    }
     stream_retry_end(st);
     buf_put(st->req_head);
     st->req_head = NULL;

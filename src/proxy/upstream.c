@@ -318,7 +318,7 @@ void upstream_release_server(struct stream *st)
     if (!s)
         return;
     const struct conf_upstream *u = s->upstream;
-    balancer_for(u->balance)->release(st->w->lb_state[u->index], s);
+    balancer_for(u->balance)->release(st->snap->lb_state[u->index], s);
     atomic_fetch_sub_explicit(&s->state->active, 1, memory_order_relaxed);
     st->server = NULL;
 }
@@ -353,7 +353,7 @@ int upstream_attach(struct stream *st)
 {
     const struct conf_upstream *u = st->route->upstream;
     const struct balancer_ops *ops = balancer_for(u->balance);
-    void *lbs = st->w->lb_state[u->index];
+    void *lbs = st->snap->lb_state[u->index];
     char keybuf[1024];
     bool saw_full = false;
     upstream_begin(st, u);

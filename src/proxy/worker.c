@@ -83,6 +83,107 @@ static void start_drain(struct worker *w)
     }
 }
 
+/* ---- snapshots ---- */
+
+static struct wsnap *snap_new(struct conf *c)
+{
+    struct wsnap *s = xcalloc(1, sizeof(*s));
+    s->conf = c;
+    s->lb_state = xcalloc(c->n_upstreams ? c->n_upstreams : 1, sizeof(void *));
+    for (size_t i = 0; i < c->n_upstreams; i++)
+        s->lb_state[i] = balancer_for(c->upstreams[i].balance)->init(&c->upstreams[i]);
+    return s;
+}
+
+static void snap_free(struct wsnap *s)
+{
+    for (size_t i = 0; i < s->conf->n_upstreams; i++)
+        balancer_for(s->conf->upstreams[i].balance)->destroy(s->lb_state[i]);
+    free(s->lb_state);
+    conf_unref(s->conf);
+    free(s);
+}
+
+void worker_retire_snaps(struct worker *w)
+{
+    for (struct wsnap **pp = &w->retired; *pp;) {
+        struct wsnap *s = *pp;
+        if (s->streams == 0) {
+            *pp = s->next;
+            snap_free(s);
+        } else {
+            pp = &s->next;
+        }
+    }
+}
+
+static void listeners_build(struct worker *w, struct conf *c, int *fds)
+{
+    w->listen_fds = fds;
+    w->n_listeners = c->n_listeners;
+    w->listeners = xcalloc(c->n_listeners ? c->n_listeners : 1, sizeof(*w->listeners));
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        w->listeners[i].io.fd = fds[i];
+        w->listeners[i].io.cb = listener_cb;
+        w->listeners[i].w = w;
+        w->listeners[i].cl = &c->listeners[i];
+    }
+}
+
+/* Switches to the snapshot the main thread posted. Listening sockets present
+ * in both keep their fd (and their accept queue): they are only re-registered
+ * with the new listener objects; removed ones are closed here. */
+static void apply_conf(struct worker *w)
+{
+    struct conf *nc = atomic_exchange(&w->pending_conf, NULL);
+    if (!nc)
+        return;
+    int *nfds = w->pending_fds;
+    w->pending_fds = NULL;
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        struct wlistener *wl = &w->listeners[i];
+        if (wl->io.fd < 0)
+            continue;
+        loop_del(&w->loop, &wl->io);
+        bool kept = false;
+        for (size_t j = 0; j < nc->n_listeners && !kept; j++)
+            kept = nfds[j] == wl->io.fd;
+        if (!kept)
+            close(wl->io.fd);
+        wl->io.dead = true;
+    }
+    free(w->listeners);
+    free(w->listen_fds);
+    listeners_build(w, nc, nfds);
+    if (!w->draining) {
+        for (size_t i = 0; i < w->n_listeners; i++)
+            if (loop_add_level(&w->loop, &w->listeners[i].io) < 0)
+                log_error("worker %u: cannot watch listener %s: %s", w->id,
+                          nc->listeners[i].listen, strerror(errno));
+    } else {
+        close_listeners(w);
+    }
+    /* Pooled connections belong to the old snapshot's servers. */
+    pool_close_all(w);
+    free(w->pools);
+    w->pools = xcalloc(nc->n_servers_total ? nc->n_servers_total : 1, sizeof(*w->pools));
+    struct wsnap *old = w->snap;
+    w->snap = snap_new(nc);
+    w->conf = nc;
+    old->next = w->retired;
+    w->retired = old;
+    worker_retire_snaps(w);
+    atomic_fetch_add(&w->applied_gen, 1);
+}
+
+void worker_post_conf(struct worker *w, struct conf *c, int *listen_fds)
+{
+    w->pending_fds = listen_fds;
+    struct conf *prev = atomic_exchange(&w->pending_conf, c);
+    BUG_ON(prev != NULL); /* main waits for each reload to be applied */
+    worker_post(w, WORKER_MSG_CONF);
+}
+
 static void inbox_cb(struct ev_io *io, uint32_t events)
 {
     struct worker *w = container_of(io, struct worker, inbox);
@@ -95,6 +196,8 @@ static void inbox_cb(struct ev_io *io, uint32_t events)
         w->loop.stop = true;
         return;
     }
+    if (msg & WORKER_MSG_CONF)
+        apply_conf(w);
     if (msg & WORKER_MSG_DRAIN)
         start_drain(w);
 }
@@ -113,18 +216,8 @@ struct worker *worker_new(unsigned id, struct conf *conf, int *listen_fds)
     w->id = id;
     w->conf = conf;
     conf_ref(conf);
-    w->listen_fds = listen_fds;
-    w->n_listeners = conf->n_listeners;
-    w->listeners = xcalloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*w->listeners));
-    for (size_t i = 0; i < conf->n_listeners; i++) {
-        w->listeners[i].io.fd = listen_fds[i];
-        w->listeners[i].io.cb = listener_cb;
-        w->listeners[i].w = w;
-        w->listeners[i].cl = &conf->listeners[i];
-    }
-    w->lb_state = xcalloc(conf->n_upstreams ? conf->n_upstreams : 1, sizeof(void *));
-    for (size_t i = 0; i < conf->n_upstreams; i++)
-        w->lb_state[i] = balancer_for(conf->upstreams[i].balance)->init(&conf->upstreams[i]);
+    w->snap = snap_new(conf); /* holds the reference just taken */
+    listeners_build(w, conf, listen_fds);
     w->pools = xcalloc(conf->n_servers_total ? conf->n_servers_total : 1, sizeof(*w->pools));
     atomic_init(&w->inbox_flags, 0);
     w->inbox.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -195,13 +288,24 @@ void worker_join_free(struct worker *w)
 {
     pthread_join(w->thread, NULL);
     loop_destroy(&w->loop);
-    for (size_t i = 0; i < w->conf->n_upstreams; i++)
-        balancer_for(w->conf->upstreams[i].balance)->destroy(w->lb_state[i]);
-    free(w->lb_state);
+    /* Every stream ended with its client: all snapshots can go. */
+    while (w->retired) {
+        struct wsnap *s = w->retired;
+        w->retired = s->next;
+        snap_free(s);
+    }
+    snap_free(w->snap);
+    /* Main waits for every reload to be applied, so this is only a stop that
+     * raced one: its fds may be shared with the current set, so only memory
+     * goes here (the process is exiting). */
+    struct conf *pending = atomic_exchange(&w->pending_conf, NULL);
+    if (pending) {
+        free(w->pending_fds);
+        conf_unref(pending);
+    }
     free(w->pools);
     free(w->listeners);
     free(w->listen_fds);
     close(w->inbox.fd);
-    conf_unref(w->conf);
     free(w);
 }
