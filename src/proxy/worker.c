@@ -130,6 +130,28 @@ static void listeners_build(struct worker *w, struct conf *c, int *fds)
     }
 }
 
+struct deferred_free {
+    struct deferred d;
+    void *p;
+};
+
+static void deferred_free_fn(struct deferred *d)
+{
+    struct deferred_free *f = container_of(d, struct deferred_free, d);
+    free(f->p);
+    free(f);
+}
+
+/* Frees p after the current batch: events for the objects in it may still be
+ * queued behind the one being handled. */
+static void free_after_batch(struct worker *w, void *p)
+{
+    struct deferred_free *f = xmalloc(sizeof(*f));
+    f->p = p;
+    f->d.fn = deferred_free_fn;
+    loop_defer(&w->loop, &f->d);
+}
+
 /* Switches to the snapshot the main thread posted. Listening sockets present
  * in both keep their fd (and their accept queue): they are only re-registered
  * with the new listener objects; removed ones are closed here. */
@@ -152,7 +174,7 @@ static void apply_conf(struct worker *w)
             close(wl->io.fd);
         wl->io.dead = true;
     }
-    free(w->listeners);
+    free_after_batch(w, w->listeners);
     free(w->listen_fds);
     listeners_build(w, nc, nfds);
     if (!w->draining) {
