@@ -44,6 +44,7 @@ void conf_free(struct conf *c)
         struct conf_upstream *u = &c->upstreams[i];
         free(u->name);
         tmpl_free(u->hash_key);
+        conf_upstream_tls_free(u->tls);
         conf_upstream_free_extra(u);
         for (size_t j = 0; j < u->n_servers; j++) {
             free(u->servers[j].address);

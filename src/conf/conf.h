@@ -95,8 +95,20 @@ struct conf_health {
     unsigned status_min, status_max; /* expect_status range, inclusive */
 };
 
+/* upstreams.X.tls: TLS towards the servers (client side). */
+struct conf_upstream_tls {
+    bool verify;       /* verify the server certificate (default true) */
+    char *ca;          /* CA file; NULL = the system's trust store */
+    char *sni;         /* server name to send and verify; NULL = the server's host */
+    char *cert, *key;  /* client certificate (mTLS to the upstream) */
+    unsigned line, col;
+    void *ctx;                /* SSL_CTX * built by net/tls.c */
+    void (*ctx_free)(void *); /* how the snapshot releases ctx */
+};
+
 struct conf_upstream {
     char *name;
+    struct conf_upstream_tls *tls; /* NULL = plain TCP */
     enum lb_algo balance;
     struct tmpl *hash_key; /* for LB_HASH; NULL otherwise */
     struct conf_server *servers;
@@ -224,6 +236,7 @@ struct conf *conf_quick(const char *from, const char *const *to, size_t n,
                         struct conf_errors *errs);
 
 void conf_tls_free(struct conf_tls *t);
+void conf_upstream_tls_free(struct conf_upstream_tls *t);
 
 void conf_ref(struct conf *c);
 /* Drops a reference; frees the snapshot (and its compiled regexes and

@@ -428,8 +428,8 @@ static void build_upstream(struct conf_ctx *cx, const struct conf *c, struct con
         u->read_timeout_ms = t.upstream_read_ms;
         u->write_timeout_ms = t.upstream_write_ms;
     }
-    if ((v = opt(n, "tls")) && !(v->type == CNODE_SCALAR && strcmp(v->s, "false") == 0))
-        conf_err(cx, v, "upstream tls is not supported yet");
+    if ((v = opt(n, "tls")))
+        u->tls = conf_build_upstream_tls(cx, v);
     conf_build_upstream_extra(cx, u, n);
 
     if (!(v = sch_require(cx, n, "servers", what)) || !sch_seq(cx, v))

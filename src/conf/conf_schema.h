@@ -47,6 +47,9 @@ struct tmpl *sch_tmpl(struct conf_ctx *cx, const struct cnode *n);
 /* RFC 9110 token. */
 bool sch_is_token(const char *s, size_t len);
 
+/* upstreams.X.tls (conf_tls.c): `true` or a mapping; NULL for false/invalid. */
+struct conf_upstream_tls *conf_build_upstream_tls(struct conf_ctx *cx, const struct cnode *n);
+
 /* listeners[].tls (conf_tls.c); NULL when n is not a mapping. */
 struct conf_tls *conf_build_tls(struct conf_ctx *cx, const struct cnode *n);
 

@@ -120,3 +120,51 @@ void conf_tls_free(struct conf_tls *t)
     free(t->client_ca);
     free(t);
 }
+
+struct conf_upstream_tls *conf_build_upstream_tls(struct conf_ctx *cx, const struct cnode *n)
+{
+    static const char *const keys[] = {"verify", "ca", "sni", "cert", "key", NULL};
+    const struct cnode *v;
+    const char *s;
+    bool on;
+
+    if (n->type == CNODE_SCALAR) {
+        if (!sch_bool(cx, n, &on) || !on)
+            return NULL;
+    } else if (!sch_map(cx, n)) {
+        return NULL;
+    }
+    struct conf_upstream_tls *t = xcalloc(1, sizeof(*t));
+    t->verify = true;
+    t->line = n->line;
+    t->col = n->col;
+    if (n->type != CNODE_MAP)
+        return t;
+    sch_keys(cx, n, "upstream tls", keys, NULL);
+    if ((v = cnode_map_get(n, "verify")))
+        sch_bool(cx, v, &t->verify);
+    if ((v = cnode_map_get(n, "ca")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
+        t->ca = resolve_path(cx, s);
+    if ((v = cnode_map_get(n, "sni")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
+        t->sni = xstrdup(s);
+    if ((v = cnode_map_get(n, "cert")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
+        t->cert = resolve_path(cx, s);
+    if ((v = cnode_map_get(n, "key")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
+        t->key = resolve_path(cx, s);
+    if (!t->cert != !t->key)
+        conf_err(cx, n, "upstream tls: 'cert' and 'key' go together");
+    return t;
+}
+
+void conf_upstream_tls_free(struct conf_upstream_tls *t)
+{
+    if (!t)
+        return;
+    if (t->ctx && t->ctx_free)
+        t->ctx_free(t->ctx);
+    free(t->ca);
+    free(t->sni);
+    free(t->cert);
+    free(t->key);
+    free(t);
+}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -523,8 +524,81 @@ static int build_one(struct conf_listener *l, const char *cn, struct conf_errors
     return 0;
 }
 
+/* ---- upstream (client) contexts ---- */
+
+static int client_ex_index = -1;
+
+static void client_ctx_free(void *p)
+{
+    SSL_CTX_free(p);
+}
+
+/* TLS 1.3 tickets arrive after the handshake: hand them to the connection's
+ * owner (its session slot), which keeps one per server for the pool. */
+static int client_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_SESSION **slot = SSL_get_ex_data(ssl, client_ex_index);
+    if (!slot)
+        return 0;
+    if (*slot)
+        SSL_SESSION_free(*slot);
+    *slot = sess;
+    return 1; /* we keep the reference */
+}
+
+static int build_upstream(struct conf_upstream *u, const char *cn, struct conf_errors *errs)
+{
+    struct conf_upstream_tls *ut = u->tls;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        add_err(errs, cn, ut->line, ut->col, "upstream '%s': tls: cannot create context", u->name);
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, client_new_session_cb);
+    int rc = 0;
+    if (ut->verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = ut->ca ? SSL_CTX_load_verify_locations(ctx, ut->ca, NULL)
+                        : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            add_err(errs, cn, ut->line, ut->col, "upstream '%s': tls ca '%s': cannot load",
+                    u->name, ut->ca ? ut->ca : "(system store)");
+            rc = -1;
+        }
+    }
+    if (ut->cert && ut->key) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, ut->cert) != 1) {
+            add_err(errs, cn, ut->line, ut->col, "upstream '%s': tls cert '%s': cannot load",
+                    u->name, ut->cert);
+            rc = -1;
+        } else if (SSL_CTX_use_PrivateKey_file(ctx, ut->key, SSL_FILETYPE_PEM) != 1 ||
+                   SSL_CTX_check_private_key(ctx) != 1) {
+            add_err(errs, cn, ut->line, ut->col,
+                    "upstream '%s': tls key '%s' cannot be loaded or does not match '%s'",
+                    u->name, ut->key, ut->cert);
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    ut->ctx = ctx;
+    ut->ctx_free = client_ctx_free;
+    return 0;
+}
+
 int tls_build_listeners(struct conf *c, const char *conf_name, struct conf_errors *errs)
 {
+    if (client_ex_index < 0)
+        client_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (ctxs_index < 0)
         ctxs_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     pthread_rwlock_rdlock(&tk.lock);
@@ -536,6 +610,11 @@ int tls_build_listeners(struct conf *c, const char *conf_name, struct conf_error
     for (size_t i = 0; i < c->n_listeners; i++) {
         struct conf_listener *l = &c->listeners[i];
         if (l->tls && !l->tls->ctx && build_one(l, conf_name, errs) < 0)
+            rc = -1;
+    }
+    for (size_t i = 0; i < c->n_upstreams; i++) {
+        struct conf_upstream *u = &c->upstreams[i];
+        if (u->tls && !u->tls->ctx && build_upstream(u, conf_name, errs) < 0)
             rc = -1;
     }
     return rc;
@@ -717,4 +796,96 @@ size_t tls_client_subject(const struct xport *x, char *out, size_t cap)
     memcpy(out, data, len);
     BIO_free(b);
     return len;
+}
+
+/* ---- upstream connections ---- */
+
+int xport_init_tls_client(struct xport *x, int fd, const struct conf_upstream_tls *ut,
+                          const char *host, SSL_SESSION **session_slot)
+{
+    SSL *ssl = SSL_new(ut->ctx);
+    if (!ssl)
+        return -1;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return -1;
+    }
+    SSL_set_connect_state(ssl);
+    const char *name = ut->sni ? ut->sni : host;
+    unsigned char ipbuf[16];
+    bool is_ip = inet_pton(AF_INET, name, ipbuf) == 1 || inet_pton(AF_INET6, name, ipbuf) == 1;
+    if (!is_ip)
+        SSL_set_tlsext_host_name(ssl, name); /* no SNI for IP literals (RFC 6066 §3) */
+    if (ut->verify) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        if (is_ip)
+            X509_VERIFY_PARAM_set1_ip_asc(vp, name);
+        else
+            X509_VERIFY_PARAM_set1_host(vp, name, 0);
+    }
+    if (session_slot) {
+        SSL_set_ex_data(ssl, client_ex_index, session_slot);
+        if (*session_slot)
+            SSL_set_session(ssl, *session_slot);
+    }
+    x->ops = &xport_tls_ops;
+    x->fd = fd;
+    x->short_read_drains = false;
+    x->hs_counted = true; /* client handshakes are not in the listener counters */
+    x->ssl = ssl;
+    return 0;
+}
+
+int tls_handshake(struct xport *x, char *err, size_t errlen)
+{
+    SSL *ssl = x->ssl;
+    int ret = SSL_do_handshake(ssl);
+    if (ret == 1)
+        return 0;
+    int e = SSL_get_error(ssl, ret);
+    if (e == SSL_ERROR_WANT_READ)
+        return IO_AGAIN;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return IO_WANT_WRITE;
+    long vr = SSL_get_verify_result(ssl);
+    unsigned long oe = ERR_peek_last_error();
+    if (vr != X509_V_OK)
+        snprintf(err, errlen, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+    else if (oe)
+        ERR_error_string_n(oe, err, errlen);
+    else
+        snprintf(err, errlen, "handshake failed (%s)", e == SSL_ERROR_SYSCALL ? "connection closed"
+                                                                               : "protocol error");
+    ERR_clear_error();
+    return IO_ERROR;
+}
+
+void tls_detach_session_slot(struct xport *x)
+{
+    if (x->ssl)
+        SSL_set_ex_data(x->ssl, client_ex_index, NULL);
+}
+
+int tls_idle_check(struct xport *x)
+{
+    unsigned char b;
+    size_t got = 0;
+    int ret = SSL_read_ex(x->ssl, &b, 1, &got);
+    if (ret == 1)
+        return -1; /* data on an idle connection: unusable */
+    int e = SSL_get_error(x->ssl, ret);
+    ERR_clear_error();
+    return e == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+void tls_session_free(void *session)
+{
+    if (session)
+        SSL_SESSION_free(session);
+}
+
+void tls_offer_session(struct xport *x, void *session)
+{
+    if (x->ssl && session)
+        SSL_set_session(x->ssl, session);
 }

@@ -20,6 +20,25 @@ int tls_build_listeners(struct conf *c, const char *conf_name, struct conf_error
  * Returns 0 or -1 (out of memory in OpenSSL). */
 int xport_init_tls(struct xport *x, int fd, const struct conf_tls *t);
 
+/* Starts a client-side TLS transport towards an upstream server. `host` is the
+ * server's host (used for SNI and verification unless ut->sni is set). A
+ * session found in *session_slot is offered for resumption, and new session
+ * tickets are stored there (the slot must outlive the connection, or be
+ * detached with tls_detach_session_slot first). Returns 0 or -1. */
+struct ssl_session_st;
+int xport_init_tls_client(struct xport *x, int fd, const struct conf_upstream_tls *ut,
+                          const char *host, struct ssl_session_st **session_slot);
+void tls_detach_session_slot(struct xport *x);
+void tls_session_free(void *session);
+/* Offers a saved session for resumption (the connection takes its own ref). */
+void tls_offer_session(struct xport *x, void *session);
+/* Drives a client handshake: 0 done, IO_AGAIN / IO_WANT_WRITE to wait, or
+ * IO_ERROR with a reason in err. */
+int tls_handshake(struct xport *x, char *err, size_t errlen);
+/* An idle pooled TLS connection became readable: 0 if that was only TLS
+ * housekeeping (a session ticket), -1 if the connection must be dropped. */
+int tls_idle_check(struct xport *x);
+
 /* After the handshake: the ALPN protocol chosen ("h2", "http/1.1") or NULL. */
 const char *tls_alpn(const struct xport *x);
 /* True once the handshake has completed. */

@@ -34,6 +34,7 @@ struct wlistener {
 struct pool_bucket {
     struct upconn *head;
     unsigned count;
+    void *tls_session; /* latest SSL_SESSION * for this server (upstream TLS resumption) */
 };
 
 /* A config snapshot as one worker uses it: the balancer states of its
@@ -147,10 +148,12 @@ struct client {
 
 /* ---- upstream connection ---- */
 
-enum upconn_state { UP_CONNECTING = 0, UP_ACTIVE, UP_IDLE };
+enum upconn_state { UP_CONNECTING = 0, UP_HANDSHAKE, UP_ACTIVE, UP_IDLE };
 
 struct upconn {
     struct ev_io io;
+    struct xport x; /* x.fd == io.fd */
+    void *tls_session; /* SSL_SESSION * from this connection's tickets (upstream TLS) */
     struct timer timer;
     struct deferred dfr;
     struct worker *w;

@@ -389,9 +389,13 @@ static int pump_request(struct stream *st)
                 iov[n++] = (struct iovec){st->req_head->data + st->req_head_off, hrem};
             if (raw)
                 iov[n++] = (struct iovec){buf_rptr(src), raw};
-            ssize_t w = sock_writev(up->io.fd, iov, n);
+            ssize_t w = xport_writev(&up->x, iov, n);
             if (w == IO_AGAIN) {
                 up->can_write = false;
+                return progress;
+            }
+            if (w == IO_WANT_READ) {
+                up->can_read = false;
                 return progress;
             }
             if (w < 0) {
@@ -544,6 +548,11 @@ static int pump_response(struct stream *st)
             if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0)
                 return stream_abort(st), PUMP_STOP;
         }
+        /* The server's part is over once its body is in: free its slot
+         * (in-flight counts, least_conn) before the last bytes reach the
+         * client, so a client that looks right after sees it free. */
+        if (st->resp_body.done && st->resp_head_done && st->server)
+            upstream_release_server(st);
         int r = flush_client(st);
         if (r == PUMP_STOP)
             return r;

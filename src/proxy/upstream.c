@@ -15,6 +15,7 @@
 #include "lb/server.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "proxy/engine.h"
 #include "proxy/h2.h"
 
@@ -27,12 +28,31 @@ static void upconn_free_deferred(struct deferred *d)
     free(up);
 }
 
+/* A resumable session this connection received goes to its server's pool
+ * bucket (same snapshot only: buckets are per snapshot). */
+static void upconn_keep_session(struct upconn *up)
+{
+    struct worker *w = up->w;
+    if (!up->tls_session)
+        return;
+    tls_detach_session_slot(&up->x);
+    if (up->snap == w->conf) {
+        struct pool_bucket *b = &w->pools[up->server->gid];
+        tls_session_free(b->tls_session);
+        b->tls_session = up->tls_session;
+    } else {
+        tls_session_free(up->tls_session);
+    }
+    up->tls_session = NULL;
+}
+
 static void upconn_close(struct upconn *up)
 {
     struct worker *w = up->w;
     timer_cancel(&w->loop, &up->timer);
+    upconn_keep_session(up);
     if (up->io.fd >= 0) {
-        close(up->io.fd);
+        xport_close(&up->x);
         up->io.fd = -1;
     }
     up->io.dead = true;
@@ -79,6 +99,8 @@ void pool_close_all(struct worker *w)
             pool_remove(w, up);
             upconn_close(up);
         }
+        tls_session_free(w->pools[i].tls_session);
+        w->pools[i].tls_session = NULL;
     }
 }
 
@@ -113,6 +135,7 @@ void upstream_release(struct stream *st, bool reuse)
         w->pools[up->server->gid].count < u->keepalive &&
         !atomic_load_explicit(&up->server->state->draining, memory_order_relaxed)) {
         struct pool_bucket *b = &w->pools[up->server->gid];
+        upconn_keep_session(up); /* new connections to the server may resume it */
         up->state = UP_IDLE;
         up->reused = true;
         up->pprev = NULL;
@@ -145,14 +168,17 @@ ssize_t upconn_fill(struct upconn *up)
             return IO_AGAIN; /* full: the sink must drain first */
     }
     size_t room = buf_room(b);
-    ssize_t n = sock_read(up->io.fd, buf_wptr(b), room);
+    ssize_t n = xport_read(&up->x, buf_wptr(b), room);
     if (n > 0) {
         b->tail += (uint32_t)n;
         up->last_read = clock_ms();
-        if ((size_t)n < room && !up->rdhup)
+        if ((size_t)n < room && !up->rdhup && up->x.short_read_drains)
             up->can_read = false;
     } else if (n == IO_AGAIN) {
         up->can_read = false;
+    } else if (n == IO_WANT_WRITE) {
+        up->can_write = false;
+        n = IO_AGAIN;
     }
     return n;
 }
@@ -164,8 +190,8 @@ void upconn_rearm(struct upconn *up)
         return;
     const struct conf_upstream *u = up->server->upstream;
     uint64_t when;
-    if (up->state == UP_CONNECTING)
-        return; /* armed once at connect time */
+    if (up->state == UP_CONNECTING || up->state == UP_HANDSHAKE)
+        return; /* armed once at connect time: the handshake is part of connecting */
     if (st->tunnel)
         when = MAX(up->last_read, up->last_write) + u->read_timeout_ms;
     else if (!st->req_sent && !up->can_write)
@@ -173,6 +199,40 @@ void upconn_rearm(struct upconn *up)
     else
         when = up->last_read + u->read_timeout_ms;
     timer_set(&up->w->loop, &up->timer, when);
+}
+
+/* The host part of "host:port" / "[v6]:port" for SNI and verification. */
+static void server_host(const char *address, char *out, size_t cap)
+{
+    const char *end = strrchr(address, ':');
+    const char *start = address;
+    if (address[0] == '[') {
+        start = address + 1;
+        end = strchr(start, ']');
+    }
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
+
+/* The TCP connection is up: begin TLS on it, offering the server's last
+ * session for resumption. */
+static int start_tls(struct upconn *up)
+{
+    struct worker *w = up->w;
+    char host[256];
+    server_host(up->server->address, host, sizeof(host));
+    int rc = xport_init_tls_client(&up->x, up->io.fd, up->server->upstream->tls, host,
+                                   (struct ssl_session_st **)&up->tls_session);
+    if (rc == 0 && up->snap == w->conf) {
+        /* Offer the pool's session: set it directly, the slot collects new ones. */
+        void *sess = w->pools[up->server->gid].tls_session;
+        if (sess)
+            tls_offer_session(&up->x, sess);
+    }
+    return rc;
 }
 
 static void upconn_io_cb(struct ev_io *io, uint32_t events)
@@ -186,8 +246,11 @@ static void upconn_io_cb(struct ev_io *io, uint32_t events)
         up->can_write = true;
     if (up->state == UP_IDLE) {
         /* An idle pooled connection has nothing to say: data or a close means
-         * it can no longer be used. */
+         * it can no longer be used (over TLS, a late session ticket is fine). */
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            if (up->x.ssl && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+                tls_idle_check(&up->x) == 0)
+                return;
             pool_remove(up->w, up);
             upconn_close(up);
         }
@@ -207,7 +270,32 @@ static void upconn_io_cb(struct ev_io *io, uint32_t events)
             stream_kick(st);
             return;
         }
+        if (up->server->upstream->tls) {
+            if (start_tls(up) < 0) {
+                upstream_failed(st, UPF_CONNECT);
+                stream_kick(st);
+                return;
+            }
+            up->state = UP_HANDSHAKE;
+        } else {
+            up->state = UP_ACTIVE;
+            up->last_write = up->last_read = clock_ms();
+            server_mark_ok(up->server);
+        }
+    }
+    if (up->state == UP_HANDSHAKE) {
+        char why[256];
+        int r = tls_handshake(&up->x, why, sizeof(why));
+        if (r == IO_AGAIN || r == IO_WANT_WRITE)
+            return;
+        if (r < 0) {
+            log_warn("upstream %s: tls: %s", up->server->address, why);
+            upstream_failed(st, UPF_CONNECT);
+            stream_kick(st);
+            return;
+        }
         up->state = UP_ACTIVE;
+        up->can_read = up->can_write = true;
         up->last_write = up->last_read = clock_ms();
         server_mark_ok(up->server);
     }
@@ -227,8 +315,9 @@ static void upconn_timer_cb(struct timer *t)
         return;
     uint64_t now = clock_ms();
     const struct conf_upstream *u = up->server->upstream;
-    if (up->state == UP_CONNECTING) {
-        log_warn("upstream %s: connect timeout", up->server->address);
+    if (up->state == UP_CONNECTING || up->state == UP_HANDSHAKE) {
+        log_warn("upstream %s: connect timeout%s", up->server->address,
+                 up->state == UP_HANDSHAKE ? " (tls handshake)" : "");
         upstream_failed(st, UPF_CONNECT_TIMEOUT);
     } else if (st->tunnel) {
         if (now < MAX(up->last_read, up->last_write) + u->read_timeout_ms) {
@@ -273,6 +362,7 @@ static int attach_conn(struct stream *st, const struct conf_server *s)
         return fd;
     up = xcalloc(1, sizeof(*up));
     up->io.fd = fd;
+    xport_init_tcp(&up->x, fd);
     up->io.cb = upconn_io_cb;
     up->w = w;
     up->server = s;
