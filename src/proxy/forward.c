@@ -290,12 +290,32 @@ int fwd_request_head(struct stream *st)
     if (rc)
         return -1;
 
-    bool have_host = false;
+    bool have_host = false, cookies_done = false;
     for (unsigned i = 0; i < rq->n_headers; i++) {
         const struct http_header *h = &rq->headers[i];
         if (is_hop_by_hop(h->name) || is_conn_token(&rq->framing, h->name) ||
             is_forwarding_header(h->name))
             continue;
+        if (rq->version == 20 && str_eq_lit_ci(h->name, "cookie")) {
+            /* HTTP/2 clients split cookies into one field per crumb; an
+             * HTTP/1.1 origin gets them joined (RFC 9113 §8.2.3). */
+            if (cookies_done || rule_overrides(&rt->req_headers, h->name))
+                continue;
+            cookies_done = true;
+            rc = puts_(out, "Cookie: ");
+            bool first = true;
+            for (unsigned k = i; k < rq->n_headers; k++) {
+                if (!str_eq_lit_ci(rq->headers[k].name, "cookie"))
+                    continue;
+                if (!first)
+                    rc |= put(out, "; ", 2);
+                rc |= put_str(out, rq->headers[k].value);
+                first = false;
+            }
+            if (rc || put(out, "\r\n", 2) < 0)
+                return -1;
+            continue;
+        }
         if (str_eq_lit_ci(h->name, "expect"))
             continue; /* 100-continue is answered by portico itself */
         if (rule_overrides(&rt->req_headers, h->name))

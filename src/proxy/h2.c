@@ -268,7 +268,7 @@ int h2_flush_stream(struct stream *st)
 struct nvbuf {
     nghttp2_nv nv[HTTP_MAX_HEADERS + 16];
     size_t n;
-    char mem[16384];
+    char mem[72 * 1024]; /* a response head may be up to 64 KiB (upstream buffer) */
     size_t used;
 };
 
