@@ -76,6 +76,10 @@ fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/%)
 build-fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/%,$(LIB_SRCS)) $(LDLIBS)
+# The HTTP/2 session harness links the real h2.c (engine calls are stubbed in it).
+build-fuzz/fuzz_h2: fuzz/fuzz_h2.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/proxy/h2.c src/proxy/relay.c,$(LIB_SRCS)) $(LDLIBS)
 # The config loader also needs conf/ and the server state it creates.
 build-fuzz/fuzz_conf: fuzz/fuzz_conf.c $(LIB_SRCS)
 	@mkdir -p build-fuzz

@@ -247,9 +247,10 @@ static int client_do_head(struct client *cl)
             if (h2 < 0)
                 goto read_more;
             if (cl->state == CL_IDLE) {
+                /* The header deadline is armed by client_rearm() only if the
+                 * head turns out incomplete. */
                 cl->state = CL_HEAD;
                 cl->state_since = clock_ms();
-                timer_set(&w->loop, &cl->timer, cl->state_since + c->timeouts.client_header_ms);
             }
             if (w->draining && cl->requests > 0) {
                 client_close(cl);
@@ -325,10 +326,10 @@ void client_rearm(struct client *cl)
         else if (!st->req_body.done && st->up && st->up->state == UP_ACTIVE &&
                  !st->req_body.raw_pending && !st->tunnel)
             when = cl->last_read + st->conf->timeouts.client_body_ms;
-        if (when)
-            timer_set(&w->loop, &cl->timer, when);
-        else
-            timer_cancel(&w->loop, &cl->timer);
+        /* Nothing to time on the client side (the upstream side has its own
+         * timer): park the timer far out instead of cancelling it, so that the
+         * next request's deadlines are usually lazy updates, not heap work. */
+        timer_set(&w->loop, &cl->timer, when ? when : clock_ms() + c->timeouts.keepalive_ms + 1000);
         break;
     }
     default:

@@ -350,7 +350,7 @@ static int attach_conn(struct stream *st, const struct conf_server *s)
     /* Pools hold connections of the worker's current snapshot only. */
     struct upconn *up = st->conf == w->conf ? pool_take(w, s) : NULL;
     if (up) {
-        timer_cancel(&w->loop, &up->timer);
+        /* Its idle deadline stays armed: upconn_rearm() moves it. */
         up->state = UP_ACTIVE;
         up->stream = st;
         up->last_read = up->last_write = clock_ms();
