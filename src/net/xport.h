@@ -64,4 +64,12 @@ static inline void xport_close(struct xport *x)
     x->ops->close(x);
 }
 
+struct buf;
+/* Reads into the free tail of b and keeps the owner's edge-triggered
+ * readiness flags true to the socket: a drained socket clears *can_read
+ * (a short TCP read counts as drained unless the peer's FIN was reported),
+ * a TLS read that must first write clears *can_write. Returns bytes,
+ * IO_AGAIN (also when b is full), IO_EOF or IO_ERROR. */
+ssize_t xport_fill(struct xport *x, struct buf *b, bool *can_read, bool *can_write, bool rdhup);
+
 #endif

@@ -135,26 +135,10 @@ ssize_t client_fill(struct client *cl)
 {
     if (!cl->rbuf)
         cl->rbuf = buf_get(client_buf_size(cl->w->conf));
-    struct buf *b = cl->rbuf;
-    if (buf_room(b) == 0) {
-        buf_compact(b);
-        if (buf_room(b) == 0)
-            return IO_AGAIN;
-    }
-    size_t room = buf_room(b);
-    ssize_t n = xport_read(&cl->x, buf_wptr(b), room);
+    ssize_t n = xport_fill(&cl->x, cl->rbuf, &cl->can_read, &cl->can_write, cl->rdhup);
     if (n > 0) {
-        b->tail += (uint32_t)n;
         cl->last_read = clock_ms();
-        if ((size_t)n < room && !cl->rdhup && cl->x.short_read_drains)
-            cl->can_read = false;
-    } else if (n == IO_AGAIN) {
-        cl->can_read = false;
-    } else if (n == IO_WANT_WRITE) {
-        /* TLS needs to send before it can read on: retry once writable. */
-        cl->can_write = false;
-        n = IO_AGAIN;
-    } else {
+    } else if (n != IO_AGAIN) {
         cl->eof = true;
         cl->can_read = false;
     }

@@ -161,25 +161,9 @@ ssize_t upconn_fill(struct upconn *up)
 {
     if (!up->rbuf)
         up->rbuf = buf_get(BUF_BIG_SIZE);
-    struct buf *b = up->rbuf;
-    if (buf_room(b) == 0) {
-        buf_compact(b);
-        if (buf_room(b) == 0)
-            return IO_AGAIN; /* full: the sink must drain first */
-    }
-    size_t room = buf_room(b);
-    ssize_t n = xport_read(&up->x, buf_wptr(b), room);
-    if (n > 0) {
-        b->tail += (uint32_t)n;
+    ssize_t n = xport_fill(&up->x, up->rbuf, &up->can_read, &up->can_write, up->rdhup);
+    if (n > 0)
         up->last_read = clock_ms();
-        if ((size_t)n < room && !up->rdhup && up->x.short_read_drains)
-            up->can_read = false;
-    } else if (n == IO_AGAIN) {
-        up->can_read = false;
-    } else if (n == IO_WANT_WRITE) {
-        up->can_write = false;
-        n = IO_AGAIN;
-    }
     return n;
 }
 
