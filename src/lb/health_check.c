@@ -24,15 +24,17 @@
 #include "lb/server.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "net/tls.h"
 
 /* Response bytes kept per probe: the head plus the start of the body that
  * expect_body is searched in. */
 #define HC_RBUF 65536
 
-enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_SENDING, HC_READING };
+enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_HANDSHAKE, HC_SENDING, HC_READING };
 
 struct hc_probe {
     struct ev_io io;
+    struct xport x; /* TCP, or TLS for a TLS upstream (checked like it is used) */
     struct timer timer;
     struct health_checker *hc;
     const struct conf_server *s;
@@ -63,7 +65,7 @@ static uint64_t jittered(uint64_t interval)
 static void probe_close(struct hc_probe *p)
 {
     if (p->io.fd >= 0) {
-        close(p->io.fd);
+        xport_close(&p->x);
         p->io.fd = -1;
     }
     p->io.dead = true;
@@ -179,12 +181,11 @@ static bool probe_evaluate(struct hc_probe *p, bool eof)
 static void probe_send(struct hc_probe *p)
 {
     while (p->req_off < p->req_len) {
-        ssize_t w = write(p->io.fd, p->req + p->req_off, p->req_len - p->req_off);
+        struct iovec iov = {p->req + p->req_off, p->req_len - p->req_off};
+        ssize_t w = xport_writev(&p->x, &iov, 1);
+        if (w == IO_AGAIN || w == IO_WANT_READ)
+            return;
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return;
             probe_done(p, false, SERR_RESET, 0);
             return;
         }
@@ -200,8 +201,8 @@ static void probe_read(struct hc_probe *p)
             probe_evaluate(p, false);
             return;
         }
-        ssize_t r = sock_read(p->io.fd, p->rbuf + p->rlen, HC_RBUF - p->rlen);
-        if (r == IO_AGAIN)
+        ssize_t r = xport_read(&p->x, p->rbuf + p->rlen, HC_RBUF - p->rlen);
+        if (r == IO_AGAIN || r == IO_WANT_WRITE)
             return;
         if (r == IO_EOF || r == IO_ERROR) {
             probe_evaluate(p, true);
@@ -228,8 +229,29 @@ static void probe_io_cb(struct ev_io *io, uint32_t events)
             probe_done(p, true, SERR_NONE, 0);
             return;
         }
-        p->phase = HC_SENDING;
         p->req_off = 0;
+        p->phase = HC_SENDING;
+        if (p->s->upstream->tls) {
+            char host[256];
+            server_host(p->s, host, sizeof(host));
+            if (xport_init_tls_client(&p->x, io->fd, p->s->upstream->tls, host, NULL) < 0) {
+                probe_done(p, false, SERR_RESET, 0);
+                return;
+            }
+            p->phase = HC_HANDSHAKE;
+        }
+    }
+    if (p->phase == HC_HANDSHAKE) {
+        char why[256];
+        int r = tls_handshake(&p->x, why, sizeof(why));
+        if (r == IO_AGAIN || r == IO_WANT_WRITE)
+            return;
+        if (r < 0) {
+            log_debug("health check %s: tls: %s", p->s->address, why);
+            probe_done(p, false, SERR_RESET, 0);
+            return;
+        }
+        p->phase = HC_SENDING;
     }
     if (p->phase == HC_SENDING)
         probe_send(p);
@@ -246,6 +268,7 @@ static void probe_start(struct hc_probe *p)
         return;
     }
     p->io.fd = fd;
+    xport_init_tcp(&p->x, fd);
     p->io.cb = probe_io_cb;
     p->rlen = 0;
     p->phase = HC_CONNECTING;

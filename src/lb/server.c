@@ -271,3 +271,19 @@ const char *server_state_name(const struct conf_server *s, uint64_t now_ms)
         return "EJECTED";
     return "UP";
 }
+
+void server_host(const struct conf_server *s, char *out, size_t cap)
+{
+    const char *address = s->address;
+    const char *end = strrchr(address, ':');
+    const char *start = address;
+    if (address[0] == '[') {
+        start = address + 1;
+        end = strchr(start, ']');
+    }
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, start, n);
+    out[n] = '\0';
+}

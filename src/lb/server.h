@@ -69,6 +69,9 @@ void server_state_unref(struct server_state *st);
 /* Reload: every server of `next` that `prev` also had (same upstream name and
  * address) takes over prev's state. Main thread, before `next` is published. */
 void server_states_carry_over(struct conf *next, const struct conf *prev);
+/* The host part of the server's "host:port" / "[v6]:port" (for TLS SNI and
+ * certificate verification). */
+void server_host(const struct conf_server *s, char *out, size_t cap);
 
 /* True when the server may take a new request now: health UP, not
  * draining, not skipped for fail_timeout, not ejected. */

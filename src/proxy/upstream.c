@@ -131,7 +131,9 @@ void upstream_release(struct stream *st, bool reuse)
     st->up = NULL;
     up->stream = NULL;
     const struct conf_upstream *u = up->server->upstream;
-    if (reuse && !w->draining && up->snap == w->conf &&
+    /* A connection whose close was already seen (edge-triggered: no event
+     * will say so again) is not pooled. */
+    if (reuse && !up->rdhup && !w->draining && up->snap == w->conf &&
         w->pools[up->server->gid].count < u->keepalive &&
         !atomic_load_explicit(&up->server->state->draining, memory_order_relaxed)) {
         struct pool_bucket *b = &w->pools[up->server->gid];
@@ -185,29 +187,13 @@ void upconn_rearm(struct upconn *up)
     timer_set(&up->w->loop, &up->timer, when);
 }
 
-/* The host part of "host:port" / "[v6]:port" for SNI and verification. */
-static void server_host(const char *address, char *out, size_t cap)
-{
-    const char *end = strrchr(address, ':');
-    const char *start = address;
-    if (address[0] == '[') {
-        start = address + 1;
-        end = strchr(start, ']');
-    }
-    size_t n = end ? (size_t)(end - start) : strlen(start);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, start, n);
-    out[n] = '\0';
-}
-
 /* The TCP connection is up: begin TLS on it, offering the server's last
  * session for resumption. */
 static int start_tls(struct upconn *up)
 {
     struct worker *w = up->w;
     char host[256];
-    server_host(up->server->address, host, sizeof(host));
+    server_host(up->server, host, sizeof(host));
     int rc = xport_init_tls_client(&up->x, up->io.fd, up->server->upstream->tls, host,
                                    (struct ssl_session_st **)&up->tls_session);
     if (rc == 0 && up->snap == w->conf) {
@@ -510,7 +496,7 @@ int upstream_failed(struct stream *st, enum upfail why)
         if (s->index < sizeof(st->tried) * 8)
             st->tried[s->index / 8] &= (uint8_t)~(1u << (s->index % 8));
         st->attempts--;
-        st->req_head_off = 0;
+        upstream_prepare_replay(st);
         return upstream_attach(st);
     }
     upstream_note_failure(s, why, connect_fail ? ECONNREFUSED : 0);
