@@ -35,6 +35,7 @@ struct conf_limits {
     uint64_t max_request_line; /* extension: request line longer than this -> 414 */
     uint64_t max_body_bytes;   /* 0 = unlimited */
     uint64_t max_connections;
+    uint64_t max_concurrent_streams; /* HTTP/2 streams per connection (SETTINGS) */
 };
 
 enum listener_proto { LISTEN_HTTP = 0, LISTEN_TCP, LISTEN_TLS_PASSTHROUGH };

@@ -52,6 +52,7 @@ static void set_defaults(struct conf *c)
         .max_request_line = 8 * 1024,
         .max_body_bytes = 10 * 1024 * 1024,
         .max_connections = 100000,
+        .max_concurrent_streams = 128,
     };
 }
 
@@ -195,7 +196,7 @@ static void build_timeouts(struct conf_ctx *cx, const struct cnode *n, struct co
 static void build_limits(struct conf_ctx *cx, struct conf *c, const struct cnode *n)
 {
     static const char *const keys[] = {"max_header_bytes", "max_request_line", "max_body_bytes",
-                                       "max_connections", NULL};
+                                       "max_connections", "max_concurrent_streams", NULL};
     const struct cnode *v, *rl;
     uint64_t x;
 
@@ -221,6 +222,8 @@ static void build_limits(struct conf_ctx *cx, struct conf *c, const struct cnode
     if ((v = cnode_map_get(n, "max_body_bytes")) &&
         sch_size(cx, v, 0, UINT64_MAX, "0", "any size", &x))
         c->limits.max_body_bytes = x;
+    if ((v = cnode_map_get(n, "max_concurrent_streams")) && sch_uint(cx, v, 1, 10000, &x))
+        c->limits.max_concurrent_streams = x;
     if ((v = cnode_map_get(n, "max_connections")) &&
         sch_uint(cx, v, 1, MAX_CONNECTIONS_LIMIT, &x))
         c->limits.max_connections = x;

@@ -672,7 +672,7 @@ int h2_start(struct client *cl)
     }
     const struct conf *c = cl->w->conf;
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 128},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)c->limits.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->limits.max_header_bytes},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -790,6 +790,8 @@ int h2_run(struct client *cl)
     }
     if (cl->w->draining && !h->goaway)
         h2_drain(cl);
+    /* Whether by stop or by reload: once GOAWAY went out, the connection
+     * ends with its last stream. */
     if (h->goaway && h->n_streams == 0 && h->out_len == h->out_off) {
         client_close(cl);
         return STEP_GONE;

@@ -195,6 +195,11 @@ static void apply_conf(struct worker *w)
     old->next = w->retired;
     w->retired = old;
     worker_retire_snaps(w);
+    /* HTTP/2 connections get GOAWAY: their open streams finish, and clients
+     * reconnect to the new listener settings (certificates, ALPN, limits). */
+    for (struct client *cl = w->clients; cl; cl = cl->next)
+        if (cl->state == CL_H2)
+            h2_drain(cl);
     atomic_fetch_add(&w->applied_gen, 1);
 }
 

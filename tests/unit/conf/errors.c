@@ -215,7 +215,7 @@ Test(conf_errors, upstreams)
                      "  w: {servers: [{address: '127.0.0.1:4', weight: 10001}, '127.0.0.1:4']}\n"
                      "  t: {servers: ['127.0.0.1:5'], tls: true, health: {uri: x}, retries: 11}\n"
                      "  m: {}\n",
-           10, "t.yaml:3:3: invalid upstream name 'bad name' (use letters, digits, '_', '.', '-')",
+           9, "t.yaml:3:3: invalid upstream name 'bad name' (use letters, digits, '_', '.', '-')",
            "t.yaml:4:6: missing required key 'hash_key' in upstream 'h' (required with balance: "
            "hash)",
            "t.yaml:5:7: 'hash_key' is only valid with balance: hash",
@@ -223,7 +223,6 @@ Test(conf_errors, upstreams)
            "ip_hash, random, hash)",
            "t.yaml:7:50: 'weight' must be an integer between 1 and 10000, got '10001'",
            "t.yaml:7:58: duplicate server '127.0.0.1:4' in upstream 'w'",
-           "t.yaml:8:38: upstream tls is not supported yet",
            "t.yaml:8:58: 'uri' must start with '/' and contain no spaces or control characters",
            "t.yaml:8:71: 'retries' must be an integer between 0 and 10, got '11'",
            "t.yaml:9:6: missing required key 'servers' in upstream 'm'");
