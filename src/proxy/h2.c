@@ -272,6 +272,22 @@ struct nvbuf {
     size_t used;
 };
 
+/* One per worker thread, made on first use (h2_thread_exit frees it). */
+static __thread struct nvbuf *nvb;
+
+static struct nvbuf *nvbuf_get(void)
+{
+    if (!nvb)
+        nvb = xmalloc(sizeof(*nvb));
+    return nvb;
+}
+
+void h2_thread_exit(void)
+{
+    free(nvb);
+    nvb = NULL;
+}
+
 static char *nv_copy_lower(struct nvbuf *b, const char *p, size_t len, bool lower)
 {
     if (b->used + len > sizeof(b->mem))
@@ -353,10 +369,7 @@ static int submit(struct stream *st, struct nvbuf *b, bool has_body)
 
 int h2_submit_head(struct stream *st, const struct http_response *rs)
 {
-    static __thread struct nvbuf *tb; /* per worker; freed at thread exit by the OS */
-    if (!tb)
-        tb = xmalloc(sizeof(*tb));
-    struct nvbuf *nb = tb;
+    struct nvbuf *nb = nvbuf_get();
     nb->n = nb->used = 0;
     int status = rs->status;
     bool no_body = st->is_head || status == 204 || status == 304;
@@ -399,10 +412,7 @@ int h2_submit_head(struct stream *st, const struct http_response *rs)
 void h2_submit_local(struct stream *st, int status, const char *ctype, const char *body,
                      size_t body_len, const char *extra, size_t extra_len)
 {
-    static __thread struct nvbuf *tb;
-    if (!tb)
-        tb = xmalloc(sizeof(*tb));
-    struct nvbuf *nb = tb;
+    struct nvbuf *nb = nvbuf_get();
     nb->n = nb->used = 0;
     char sb[4], cl[24];
     snprintf(sb, sizeof(sb), "%03d", status);

@@ -42,6 +42,8 @@ bool h2_expired(struct client *cl, uint64_t now);
 void h2_free(struct client *cl);
 /* Sends GOAWAY at once (best effort) before the connection is closed. */
 void h2_terminate(struct client *cl);
+/* Frees this worker thread's HTTP/2 scratch (at thread exit). */
+void h2_thread_exit(void);
 /* HTTP/2 is available (ALPN may offer "h2"). */
 void h2_init_global(void);
 

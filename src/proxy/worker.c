@@ -289,6 +289,7 @@ static void *worker_main(void *arg)
         free(st);
     }
     router_scratch_free(w->rscratch);
+    h2_thread_exit();
     buf_cache_drain();
     atomic_store(&w->exited, true);
     return NULL;
