@@ -56,6 +56,8 @@ void chunked_dec_init(struct chunked_dec *d, size_t max_trailer_bytes)
     d->trailer_bytes = 0;
     d->total = 0;
     d->max_trailer_bytes = max_trailer_bytes;
+    d->trailers = NULL;
+    d->trailers_cap = d->trailers_len = 0;
 }
 
 static inline unsigned hexval(unsigned char c)
@@ -115,6 +117,9 @@ int chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *co
                 break;
             }
         }
+        if (d->trailers && ((st >= S_TRL_NAME && st <= S_TRL_LF) || (st == S_TRL_START && c != '\r')) &&
+            d->trailers_len < d->trailers_cap)
+            d->trailers[d->trailers_len++] = (char)c;
         switch (st) {
         case S_SIZE_FIRST:
         case S_SIZE:

@@ -19,6 +19,11 @@ struct chunked_dec {
     size_t trailer_bytes; /* bytes of trailer section so far */
     uint64_t total;       /* data bytes decoded so far */
     size_t max_trailer_bytes;
+    /* Optional: when set, the trailer field lines ("Name: value\r\n"...,
+     * without the final empty line) are copied here as they are validated
+     * (for re-framing them, e.g. as HTTP/2 trailers). */
+    char *trailers;
+    size_t trailers_cap, trailers_len;
 };
 
 enum chunked_status {

@@ -120,6 +120,13 @@ void relay_init(struct relay *r, enum relay_in in, enum relay_out out, uint64_t 
  * 0). ROUT_RAW marks bytes to write as-is; other modes copy reframed data into
  * out. Returns 0, or -1 on a framing error. */
 int relay_take(struct relay *r, struct buf *src, struct buf *out);
+/* RIN_CHUNKED: keep the trailer fields (r->dec.trailers, trailers_len) so the
+ * sink can re-frame them (HTTP/2 trailers). relay_free releases them. */
+void relay_keep_trailers(struct relay *r);
+/* relay_eof() that ends a ROUT_CHUNK body with the given trailer field lines
+ * ("Name: value\r\n"...). */
+int relay_eof_trailers(struct relay *r, struct buf *out, const char *trailers, size_t len);
+void relay_free(struct relay *r);
 /* The source closed: for RIN_EOF the body ends (and ROUT_CHUNK gets its last
  * chunk); returns 0, or -1 when the body was cut short. */
 int relay_eof(struct relay *r, struct buf *out);

@@ -214,6 +214,8 @@ static void stream_drive(struct stream *st)
     }
 }
 
+static int submit_trailers(struct stream *st, struct h2conn *h);
+
 /* ---- DATA provider ---- */
 
 static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t length,
@@ -241,10 +243,13 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *dst, size_
         runq_push(h, st); /* let the stream fetch more from the upstream */
         return NGHTTP2_ERR_DEFERRED;
     }
-    if (done && !pending)
+    if (done && !pending) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else
+        if (st->resp_body.trailers && st->resp_body.dec.trailers_len && submit_trailers(st, h) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers end the stream */
+    } else {
         runq_push(h, st);
+    }
     st->bytes_out += n;
     h->last_data_ms = clock_ms();
     return (ssize_t)n;
@@ -339,7 +344,7 @@ static bool h2_forbidden(struct str n)
     /* Connection-specific fields are malformed in HTTP/2 (RFC 9113 §8.2.2). */
     return str_eq_lit_ci(n, "connection") || str_eq_lit_ci(n, "keep-alive") ||
            str_eq_lit_ci(n, "proxy-connection") || str_eq_lit_ci(n, "transfer-encoding") ||
-           str_eq_lit_ci(n, "upgrade") || str_eq_lit_ci(n, "te") || str_eq_lit_ci(n, "trailer");
+           str_eq_lit_ci(n, "upgrade") || str_eq_lit_ci(n, "te");
 }
 
 static bool rules_override(const struct header_rules *hr, struct str name)
@@ -365,6 +370,24 @@ static int submit(struct stream *st, struct nvbuf *b, bool has_body)
     if (!has_body)
         st->resp_body.done = true;
     return 0;
+}
+
+/* Trailer fields of a chunked upstream body, as an HTTP/2 trailer block. */
+static int submit_trailers(struct stream *st, struct h2conn *h)
+{
+    struct nvbuf *nb = nvbuf_get();
+    nb->n = nb->used = 0;
+    if (nv_add_lines(nb, st->resp_body.dec.trailers, st->resp_body.dec.trailers_len) < 0)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < nb->n; i++) { /* connection-specific fields never travel */
+        struct str name = str_make((const char *)nb->nv[i].name, nb->nv[i].namelen);
+        if (!h2_forbidden(name) && !str_eq_lit_ci(name, "content-length"))
+            nb->nv[k++] = nb->nv[i];
+    }
+    if (k == 0)
+        return -1;
+    return nghttp2_submit_trailer(h->ng, st->h2_id, nb->nv, k) == 0 ? 0 : -1;
 }
 
 int h2_submit_head(struct stream *st, const struct http_response *rs)
@@ -398,8 +421,10 @@ int h2_submit_head(struct stream *st, const struct http_response *rs)
     st->up_reusable = !(rs->framing.conn_close || (rs->version == 10 && !rs->framing.conn_keep_alive));
     if (no_body)
         relay_init(&st->resp_body, RIN_NONE, ROUT_RAW, 0);
-    else if (rs->framing.chunked)
+    else if (rs->framing.chunked) {
         relay_init(&st->resp_body, RIN_CHUNKED, ROUT_DECHUNK, 0);
+        relay_keep_trailers(&st->resp_body); /* sent as HTTP/2 trailers */
+    }
     else if (rs->framing.has_content_length)
         relay_init(&st->resp_body, RIN_LENGTH, ROUT_RAW, rs->framing.content_length);
     else {
@@ -501,16 +526,44 @@ static int keep(struct stream *st, const uint8_t *p, size_t len, size_t *off)
     return 0;
 }
 
+/* A request trailer field: kept as "name: value\r\n" for the last chunk of
+ * the upstream body (only a body of unknown length is chunked; trailers of a
+ * body with a content-length have nowhere to go in HTTP/1.1 and are dropped). */
+static int keep_trailer(struct stream *st, const uint8_t *name, size_t nl, const uint8_t *value,
+                        size_t vl)
+{
+    if (!st->req.framing.chunked || (nl && name[0] == ':') ||
+        h2_forbidden(str_make((const char *)name, nl)))
+        return 0;
+    size_t need = st->h2_trailers_len + nl + vl + 4;
+    if (need > 8192)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->h2_trailers = xrealloc(st->h2_trailers, need);
+    char *w = st->h2_trailers + st->h2_trailers_len;
+    memcpy(w, name, nl);
+    w += nl;
+    *w++ = ':';
+    *w++ = ' ';
+    memcpy(w, value, vl);
+    w += vl;
+    *w++ = '\r';
+    *w++ = '\n';
+    st->h2_trailers_len = need;
+    return 0;
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                      size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
     (void)flags;
     (void)ud;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers are not forwarded */
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
     struct stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (!st)
         return 0;
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return keep_trailer(st, name, nl, value, vl);
     struct http_request *rq = &st->req;
     size_t noff, voff;
     if (keep(st, name, nl, &noff) < 0 || keep(st, value, vl, &voff) < 0)

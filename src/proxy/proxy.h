@@ -113,6 +113,7 @@ struct relay {
     uint64_t remaining;   /* RIN_LENGTH */
     uint64_t total;       /* body bytes taken so far */
     struct chunked_dec dec;
+    char *trailers; /* ROUT_DECHUNK for HTTP/2: captured trailer lines (owned) */
 };
 
 /* ---- client (downstream) connection ---- */
@@ -243,6 +244,8 @@ struct stream {
     bool h2_started;
     size_t h2_head_len; /* bytes of header data collected in head_copy */
     struct buf *h2_in;  /* request DATA waiting to be forwarded */
+    char *h2_trailers;  /* request trailer lines for the chunked upstream body */
+    size_t h2_trailers_len;
     struct stream *h2_next_run;
 };
 

@@ -1,7 +1,10 @@
 /* relay.c - moving one body direction from a source buffer towards a sink:
  * validating the source framing (length, chunked, until-close) and choosing
  * between writing bytes as they are (zero copy) and reframing them. */
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/common.h"
 
 #include "proxy/engine.h"
 
@@ -10,6 +13,7 @@
 
 void relay_init(struct relay *r, enum relay_in in, enum relay_out out, uint64_t length)
 {
+    free(r->trailers);
     memset(r, 0, sizeof(*r));
     r->in = (uint8_t)in;
     r->out = (uint8_t)out;
@@ -109,6 +113,23 @@ static int take_dechunk(struct relay *r, struct buf *src, struct buf *out)
     return 0;
 }
 
+void relay_keep_trailers(struct relay *r)
+{
+    if (r->in != RIN_CHUNKED || r->trailers)
+        return;
+    r->trailers = xmalloc(RELAY_MAX_TRAILER);
+    r->dec.trailers = r->trailers;
+    r->dec.trailers_cap = RELAY_MAX_TRAILER;
+    r->dec.trailers_len = 0;
+}
+
+void relay_free(struct relay *r)
+{
+    free(r->trailers);
+    r->trailers = NULL;
+    r->dec.trailers = NULL;
+}
+
 int relay_take(struct relay *r, struct buf *src, struct buf *out)
 {
     if (r->done || r->raw_pending)
@@ -125,13 +146,27 @@ int relay_take(struct relay *r, struct buf *src, struct buf *out)
 
 int relay_eof(struct relay *r, struct buf *out)
 {
+    return relay_eof_trailers(r, out, NULL, 0);
+}
+
+int relay_eof_trailers(struct relay *r, struct buf *out, const char *trailers, size_t len)
+{
     r->eof_seen = true;
     if (r->done)
         return 0;
     if (r->in != RIN_EOF)
         return -1;
-    if (r->out == ROUT_CHUNK && buf_append(out, "0\r\n\r\n", 5) < 0)
-        return -1;
+    if (r->out == ROUT_CHUNK) {
+        /* last-chunk, trailer fields, empty line: all or nothing */
+        if (buf_room(out) < len + 5)
+            buf_compact(out);
+        if (buf_room(out) < len + 5)
+            return -1;
+        buf_append(out, "0\r\n", 3);
+        if (len)
+            buf_append(out, trailers, len);
+        buf_append(out, "\r\n", 2);
+    }
     r->done = true;
     return 0;
 }

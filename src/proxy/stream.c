@@ -56,6 +56,10 @@ void stream_put(struct stream *st)
     st->resp_out = NULL;
     buf_put(st->h2_in);
     st->h2_in = NULL;
+    relay_free(&st->req_body);
+    relay_free(&st->resp_body);
+    free(st->h2_trailers);
+    st->h2_trailers = NULL;
     if (st->head_cap > 64 * 1024) {
         free(st->head_copy);
         st->head_copy = NULL;
@@ -461,7 +465,8 @@ static int pump_request(struct stream *st)
         if (cl->h2) {
             /* DATA arrives through the session; the end is END_STREAM. */
             if (st->h2_in_eof && (!src || !buf_len(src))) {
-                if (relay_eof(&st->req_body, st->req_head) < 0) {
+                if (relay_eof_trailers(&st->req_body, st->req_head, st->h2_trailers,
+                                       st->h2_trailers_len) < 0) {
                     /* Shorter than its content-length (nghttp2 resets such
                      * streams itself). */
                     return stream_abort(st), PUMP_STOP;

@@ -939,3 +939,35 @@ def test_reload_keeps_h2_connection_working(portico, origin):
     with H2Client(p.port, timeout=10) as c2:
         assert bytes(c2.get("/r").body) == b"two"
     assert p.alive()
+
+
+# ---------------------------------------------------------------- trailers
+
+
+@pytest.mark.parametrize("mode", ["h2c", "tls"])
+def test_response_trailers_become_h2_trailers(mk, mode):
+    """Trailer fields of a chunked origin response reach the h2 client as a
+    trailer HEADERS block that ends the stream (connection-specific fields
+    dropped)."""
+    p, o, tls = mk(mode, chunked_response([b"hello ", b"world"],
+                                          trailers=[("X-Checksum", "abc123"), ("Connection", "x")]))
+    with H2Client(p.port, tls=tls) as c:
+        st = c.get("/t")
+    assert st.status == 200 and st.ended and bytes(st.body) == b"hello world"
+    assert ("x-checksum", "abc123") in st.trailers, st.trailers
+    assert all(k != "connection" for k, _ in st.trailers)
+
+
+def test_request_trailers_reach_origin(mk):
+    """An h2 request body of unknown length goes upstream chunked, its
+    trailer fields in the last chunk."""
+    p, o, tls = mk("h2c")
+    with H2Client(p.port) as c:
+        sid = c.request("POST", "/up", body=b"payload", end_stream=False)
+        c.conn.send_headers(sid, [("x-trailer", "t1")], end_stream=True)
+        c.flush()
+        st = c.response(sid, timeout=10)
+    assert st.status == 200
+    doc = json.loads(st.body)
+    assert doc["chunked"] and doc["body_len"] == 7
+    assert ["x-trailer", "t1"] in [list(t) for t in doc["trailers"]], doc["trailers"]
