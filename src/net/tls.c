@@ -358,6 +358,10 @@ static SSL_CTX *new_ctx(const struct conf_tls *ct, struct tls_ctxs *t)
                                  SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* One read() per batch of records instead of two per record (header,
+     * then body); the transport reads until WANT_READ, so nothing is left
+     * behind in OpenSSL's buffer. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
     SSL_CTX_set_max_early_data(ctx, 0);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"portico", 7);
@@ -559,6 +563,10 @@ static int build_upstream(struct conf_upstream *u, const char *cn, struct conf_e
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* One read() per batch of records instead of two per record (header,
+     * then body); the transport reads until WANT_READ, so nothing is left
+     * behind in OpenSSL's buffer. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, client_new_session_cb);
