@@ -868,7 +868,9 @@ void h2_stream_kick(struct stream *st)
     struct h2conn *h = cl->h2;
     if (!st->h2_finished)
         runq_push(h, st);
-    client_run(cl);
+    /* Run the session once after this batch of events: the responses of all
+     * streams whose upstreams answered in the batch leave in one write. */
+    client_schedule(cl);
 }
 
 /* True when some stream has response bytes the client's window keeps back. */
