@@ -23,6 +23,12 @@ static void client_timer_cb(struct timer *t);
 static void client_free_deferred(struct deferred *d)
 {
     struct client *cl = container_of(d, struct client, dfr);
+    if (cl->run_queued) {
+        /* Its scheduled run (client_run_deferred) is still in the deferred
+         * list: free after it has seen the client dead. */
+        loop_defer(&cl->w->loop, &cl->dfr);
+        return;
+    }
     conf_unref(cl->conf);
     free(cl);
 }
