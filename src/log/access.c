@@ -130,6 +130,12 @@ void stream_log(struct stream *st)
     w = ua >= 0 ? json_str(w, end, rq->headers[ua].value) : json_lit(w, end, "null");
     w = json_lit(w, end, ",\"route\":");
     w = st->route ? json_str(w, end, str_c(st->route->name)) : json_lit(w, end, "null");
+    if (st->cl->listener->tls && st->cl->listener->tls->client_ca) {
+        /* mTLS listeners: who the verified client certificate says it is. */
+        struct str subj = fwd_tmpl_var(st, TMPL_TLS_CLIENT_SUBJECT, STR_NULL);
+        w = json_lit(w, end, ",\"tls_client_subject\":");
+        w = subj.len ? json_str(w, end, subj) : json_lit(w, end, "null");
+    }
     *w++ = '}';
     *w++ = '\n';
     size_t len = (size_t)(w - line);
