@@ -94,8 +94,13 @@ def test_drain_under_load_no_failed_request(portico, origin):
     r = request(admin, "POST", "/upstreams/app/servers/%s/undrain" % victim.address)
     assert r.status == 200 and r.json()["draining"] is False
     before = victim.n_requests
-    for i in range(6):
+    # Each of the 2 workers runs its own smooth round-robin, whose state for
+    # the victim is where the drain left it: it comes back within a few picks
+    # per worker, not necessarily within the first handful overall.
+    for i in range(30):
         assert request(p.port, "GET", "/again").status == 200
+        if victim.n_requests > before:
+            break
     assert victim.n_requests > before
     assert "is DRAINING (admin API)" in p.stderr()
 
