@@ -359,10 +359,12 @@ static bool rules_override(const struct header_rules *hr, struct str name)
 static int submit(struct stream *st, struct nvbuf *b, bool has_body)
 {
     struct h2conn *h = st->cl->h2;
-    struct buf *tmp = buf_get(BUF_STD_SIZE);
-    if (st->route && st->status < 500 && fwd_response_rules(st, tmp) == 0)
-        nv_add_lines(b, buf_rptr(tmp), buf_len(tmp));
-    buf_put(tmp);
+    if (st->route && st->route->resp_headers.n && st->status < 500) {
+        struct buf *tmp = buf_get(BUF_STD_SIZE);
+        if (fwd_response_rules(st, tmp) == 0)
+            nv_add_lines(b, buf_rptr(tmp), buf_len(tmp));
+        buf_put(tmp);
+    }
     nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
     int rv = nghttp2_submit_response(h->ng, st->h2_id, b->nv, b->n, has_body ? &prd : NULL);
     if (rv != 0)
