@@ -4,7 +4,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := yaml-0.1 libpcre2-8 libssl libcrypto libnghttp2
+PKGS    := yaml-0.1 libpcre2-8 libssl libcrypto libnghttp2 zlib libbrotlienc libbrotlidec libzstd
 OPT     ?= -O2 -g
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -25,7 +25,8 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
             libyaml-dev libpcre2-dev libssl-dev libnghttp2-dev zlib1g-dev \
             libcriterion-dev python3 python3-pytest curl nghttp2-client wrk \
             openssl procps iproute2 nginx haproxy libnghttp2-dev sslscan \
-            python3-h2 python3-websockets
+            python3-h2 python3-websockets libbrotli-dev libzstd-dev brotli zstd \
+            chromium
 
 .PHONY: all deps test unit e2e asan asan-e2e fuzz fuzz-build fuzz-regress clean check demo ci
 

@@ -164,6 +164,36 @@ struct header_rules {
     size_t n;
 };
 
+/* Content codings portico can produce (filters/compress.c); the values
+ * index conf_compress.levels. */
+enum zalg { ZALG_IDENTITY = 0, ZALG_GZIP, ZALG_BR, ZALG_ZSTD, ZALG__COUNT };
+
+/* routes[].compress */
+struct conf_compress {
+    uint8_t algs[ZALG__COUNT]; /* enum zalg, server preference order */
+    size_t n_algs;
+    uint64_t min_length;       /* bodies known to be shorter are sent as they are (256) */
+    char **types;              /* lowercase media types; a trailing "/ *" (no space) matches a family */
+    size_t n_types;
+    int levels[ZALG__COUNT];   /* gzip 1, br 4, zstd 3 unless set */
+};
+
+/* routes[].cache: `true` or a mapping */
+struct conf_cache_valid {
+    int status;      /* 0 = any status ("any") */
+    uint64_t ttl_ms; /* used when the origin gives no freshness information */
+};
+struct conf_cache {
+    struct conf_cache_valid *valid;
+    size_t n_valid;
+    struct tmpl *key;          /* NULL = default: {scheme}://{host}{path} plus ?{query} when present */
+    uint64_t max_object_size;  /* larger bodies pass through uncached (default 8m) */
+    bool store_set_cookie;     /* `cookies: true`: store responses with Set-Cookie (the header kept) */
+    uint64_t lock_timeout_ms;  /* request collapsing: how long a miss waits for another's fill (5s) */
+    uint64_t stale_if_error_ms;        /* default stale-if-error when the origin gives none (0) */
+    uint64_t stale_while_revalidate_ms; /* likewise for stale-while-revalidate (0) */
+};
+
 enum path_kind { PATH_ANY = 0, PATH_PREFIX, PATH_EXACT, PATH_REGEX };
 enum route_action { ROUTE_PROXY = 0, ROUTE_RESPOND, ROUTE_REDIRECT };
 
@@ -190,6 +220,8 @@ struct conf_route {
     struct tmpl *redirect_to;
     int redirect_status;
     struct header_rules req_headers, resp_headers;
+    struct conf_cache *cache;       /* NULL = not cached */
+    struct conf_compress *compress; /* NULL = not compressed */
 };
 
 struct conf {
@@ -206,6 +238,12 @@ struct conf {
         char *error;  /* "stderr" (default), "stdout" or a path */
         enum log_level level;
     } log;
+    struct {
+        uint64_t size;      /* `cache_size`: memory tier bytes (default 256m) */
+        char *path;         /* `cache_path`: disk tier directory, NULL = none */
+        uint64_t disk_size; /* `cache_disk_size`: disk tier bytes (default 1g) */
+    } cache;
+    bool tracing; /* `tracing: true`: generate a W3C traceparent when absent */
     struct cidr *trusted_proxies;
     size_t n_trusted_proxies;
     struct conf_timeouts timeouts;
