@@ -1,5 +1,6 @@
-/* access.c - formats the JSON access-log line of a finished stream (fields as
- * in DESIGN.md) into the worker's buffer. */
+/* access.c - the end of a request: its metrics (log/metrics.c) and the JSON
+ * access-log line (fields as in DESIGN.md) formatted into the worker's
+ * buffer. */
 #include "log/access.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "core/common.h"
 #include "log/errlog.h"
 #include "log/log_writer.h"
+#include "log/metrics.h"
 #include "proxy/engine.h"
 
 #define ACCESS_BUF 65536
@@ -79,8 +81,12 @@ static char *json_lit(char *w, char *end, const char *s)
     return w;
 }
 
+/* The end of every request, whether or not the access log is on: the
+ * metrics first, then the log line. */
 void stream_log(struct stream *st)
 {
+    uint64_t now_us = clock_mono_us();
+    metrics_stream_end(st, now_us);
     struct access_log *al = st->w->alog;
     if (!al)
         return;
@@ -88,7 +94,6 @@ void stream_log(struct stream *st)
     char line[8192];
     char *w = line, *end = line + sizeof(line) - 2;
     char tmp[64];
-    uint64_t now_us = clock_mono_us();
 
     w = json_lit(w, end, "{\"time\":\"");
     size_t tl = fmt_rfc3339_ms(tmp, clock_wall_ms());

@@ -12,6 +12,7 @@
 #include "core/common.h"
 #include "http/h1_parse.h"
 #include "log/errlog.h"
+#include "log/metrics.h"
 #include "net/sock.h"
 #include "net/tls.h"
 #include "proxy/engine.h"
@@ -99,6 +100,7 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
         w->clients->prev = cl;
     w->clients = cl;
     w->n_clients++;
+    metrics_conn_open(cl);
     timer_set(&w->loop, &cl->timer, cl->state_since + w->conf->timeouts.client_header_ms);
     client_run(cl);
 }
@@ -108,6 +110,7 @@ void client_close(struct client *cl)
     struct worker *w = cl->w;
     if (cl->state == CL_DEAD)
         return;
+    metrics_conn_close(cl);
     if (cl->stream) {
         struct stream *st = cl->stream;
         cl->stream = NULL;
@@ -222,7 +225,10 @@ static int maybe_h2(struct client *cl)
     }
     if (!want)
         return 0;
-    return h2_start(cl) == 0 ? 1 : 0;
+    if (h2_start(cl) != 0)
+        return 0;
+    metrics_conn_h2(cl);
+    return 1;
 }
 
 static int client_do_head(struct client *cl)

@@ -22,6 +22,8 @@
 struct router_scratch;
 struct access_log;
 struct h2conn; /* proxy/h2.c: the HTTP/2 session of a client connection */
+struct metrics_worker; /* log/metrics.h */
+struct metrics_ids;
 
 /* ---- worker ---- */
 
@@ -45,6 +47,7 @@ struct wsnap {
     void **lb_state;   /* per upstream index */
     unsigned streams;
     struct wsnap *next; /* retired list */
+    struct metrics_ids *mids; /* log/metrics.h: this snapshot's metric ids */
 };
 
 /* Messages from the main thread, as bits in worker.inbox_flags. */
@@ -84,6 +87,7 @@ struct worker {
     struct timer pending_timer;
     struct timer tick;
     struct access_log *alog;
+    struct metrics_worker *metrics; /* log/metrics.h: written by this worker only */
     atomic_bool exited;
 };
 
@@ -145,6 +149,9 @@ struct client {
     struct h2conn *h2;     /* HTTP/2: the session (NULL for HTTP/1.1) */
     struct client *prev, *next;
     unsigned requests;
+    uint16_t m_lid;  /* metrics: listener id, */
+    uint8_t m_proto; /* protocol counted (enum metrics_proto), */
+    bool m_counted;  /* and whether the open connection is counted */
 };
 
 /* ---- upstream connection ---- */

@@ -12,6 +12,7 @@
 #include "lb/balancer.h"
 #include "lb/server.h"
 #include "log/errlog.h"
+#include "log/metrics.h"
 #include "proxy/engine.h"
 
 #define PENDING_POLL_MS 10
@@ -138,6 +139,7 @@ bool upstream_may_retry(struct stream *st, const struct conf_upstream *u, bool r
         w->retry_active++;
         st->retry_token = true;
     }
+    metrics_retry(st); /* callers retry whenever this says yes */
     return true;
 }
 

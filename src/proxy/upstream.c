@@ -14,6 +14,7 @@
 #include "lb/balancer.h"
 #include "lb/server.h"
 #include "log/errlog.h"
+#include "log/metrics.h"
 #include "net/sock.h"
 #include "net/tls.h"
 #include "proxy/engine.h"
@@ -455,6 +456,7 @@ int upstream_attach(struct stream *st)
             return STEP_AGAIN;
         log_warn("upstream %s: connect failed: %s", s->address, strerror(-rc));
         server_mark_failed(s, clock_ms());
+        metrics_connect_error(st, s);
         upstream_note_failure(s, UPF_CONNECT, -rc);
         upstream_release_server(st);
         if (!(u->retry_on & RETRY_CONNECT) || !upstream_may_retry(st, u, false)) {
@@ -484,6 +486,7 @@ int upstream_failed(struct stream *st, enum upfail why)
     bool connect_fail = why == UPF_CONNECT || why == UPF_CONNECT_TIMEOUT;
     if (connect_fail) {
         server_mark_failed(s, clock_ms());
+        metrics_connect_error(st, s);
     }
     if (st->resp_head_done)
         return stream_abort(st);

@@ -15,6 +15,7 @@
 #include "log/access.h"
 #include "log/errlog.h"
 #include "log/log_writer.h"
+#include "log/metrics.h"
 #include "proxy/engine.h"
 #include "proxy/h2.h"
 #include "proxy/router.h"
@@ -92,6 +93,7 @@ static struct wsnap *snap_new(struct conf *c)
     s->lb_state = xcalloc(c->n_upstreams ? c->n_upstreams : 1, sizeof(void *));
     for (size_t i = 0; i < c->n_upstreams; i++)
         s->lb_state[i] = balancer_for(c->upstreams[i].balance)->init(&c->upstreams[i]);
+    s->mids = metrics_ids_new(c); /* metrics: name ids, off the request path */
     return s;
 }
 
@@ -100,6 +102,7 @@ static void snap_free(struct wsnap *s)
     for (size_t i = 0; i < s->conf->n_upstreams; i++)
         balancer_for(s->conf->upstreams[i].balance)->destroy(s->lb_state[i]);
     free(s->lb_state);
+    metrics_ids_free(s->mids);
     conf_unref(s->conf);
     free(s);
 }
@@ -243,6 +246,7 @@ struct worker *worker_new(unsigned id, struct conf *conf, int *listen_fds)
     w->id = id;
     w->conf = conf;
     conf_ref(conf);
+    w->metrics = metrics_worker_new(id);
     w->snap = snap_new(conf); /* holds the reference just taken */
     listeners_build(w, conf, listen_fds);
     w->pools = xcalloc(conf->n_servers_total ? conf->n_servers_total : 1, sizeof(*w->pools));
@@ -335,5 +339,6 @@ void worker_join_free(struct worker *w)
     free(w->listeners);
     free(w->listen_fds);
     close(w->inbox.fd);
+    metrics_worker_free(w->metrics);
     free(w);
 }
