@@ -19,8 +19,8 @@
 #define MLOAD(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 const uint64_t metrics_bucket_us[METRICS_BUCKETS] = {
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-    5000000, 10000000};
+    100,    250,    500,     1000,    2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 struct metrics_worker {
     /* First, so the block starts on its own pages (it is far above the
@@ -45,6 +45,28 @@ static struct {
 
 static const char *const kind_names[MK__COUNT] = {"route", "upstream", "server", "listener"};
 
+/* The id of name (with upstream id `up` for servers) among the first n, or
+ * 0. Under reg.mu, or lock-free with n read by metrics_count(). */
+static unsigned find(enum metrics_kind k, const char *name, unsigned up, unsigned n)
+{
+    for (unsigned i = 1; i < n; i++)
+        if (strcmp(reg.names[k][i], name) == 0 && (k != MK_SERVER || reg.srv_upstream[i] == up))
+            return i;
+    return 0;
+}
+
+unsigned metrics_lookup(enum metrics_kind k, const char *name, const char *address)
+{
+    unsigned up = 0;
+    if (k == MK_SERVER) {
+        up = metrics_lookup(MK_UPSTREAM, name, NULL);
+        if (!up)
+            return 0;
+        name = address;
+    }
+    return find(k, name ? name : "", up, metrics_count(k));
+}
+
 unsigned metrics_id(enum metrics_kind k, const char *name, const char *address)
 {
     if (!name)
@@ -56,11 +78,10 @@ unsigned metrics_id(enum metrics_kind k, const char *name, const char *address)
     }
     pthread_mutex_lock(&reg.mu);
     unsigned n = atomic_load_explicit(&reg.n[k], memory_order_relaxed);
-    for (unsigned i = 1; i < n; i++) {
-        if (strcmp(reg.names[k][i], name) == 0 && (k != MK_SERVER || reg.srv_upstream[i] == up)) {
-            pthread_mutex_unlock(&reg.mu);
-            return i;
-        }
+    unsigned id = find(k, name, up, n);
+    if (id) {
+        pthread_mutex_unlock(&reg.mu);
+        return id;
     }
     if (n >= METRICS_MAX) {
         if (!reg.warned[k])
@@ -72,7 +93,8 @@ unsigned metrics_id(enum metrics_kind k, const char *name, const char *address)
         return 0;
     }
     reg.names[k][n] = xstrdup(name);
-    reg.srv_upstream[n] = k == MK_SERVER ? (uint16_t)up : reg.srv_upstream[n];
+    if (k == MK_SERVER)
+        reg.srv_upstream[n] = (uint16_t)up;
     /* Release: a reader that sees the new count sees the name. */
     atomic_store_explicit(&reg.n[k], n + 1, memory_order_release);
     pthread_mutex_unlock(&reg.mu);

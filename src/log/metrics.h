@@ -54,9 +54,11 @@ enum metrics_cache_result {
     MCACHE__COUNT
 };
 
-/* Histogram bucket upper bounds in microseconds: 1, 2.5, 5, 10, 25, 50,
- * 100, 250, 500, 1000, 2500, 5000, 10000 ms; one more bucket above. */
-#define METRICS_BUCKETS 13
+/* Histogram bucket upper bounds in microseconds: 0.1, 0.25, 0.5, 1, 2.5, 5,
+ * 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 ms (the sub-millisecond
+ * ones because a proxy's own answers and near origins are that fast); one
+ * more bucket above. */
+#define METRICS_BUCKETS 16
 extern const uint64_t metrics_bucket_us[METRICS_BUCKETS];
 
 struct metrics_hist {
@@ -99,6 +101,8 @@ void metrics_worker_free(struct metrics_worker *m);
  * MK_SERVER, whose name is the upstream's). Returns 0 when the registry is
  * full. Any thread; takes the registry mutex. */
 unsigned metrics_id(enum metrics_kind k, const char *name, const char *address);
+/* The id of a registered name, or 0 (nothing is registered). Any thread. */
+unsigned metrics_lookup(enum metrics_kind k, const char *name, const char *address);
 /* Names registered so far of kind k (ids 0..n-1 are valid). Any thread,
  * lock-free: names never move nor change once published. */
 unsigned metrics_count(enum metrics_kind k);
