@@ -550,3 +550,87 @@ def garbage(data=b"THIS IS NOT HTTP\r\n\r\n"):
         time.sleep(0.05)
         return False
     return h
+
+
+# ---------------------------------------------------------------- cache and compression helpers
+
+def text_body(size, seed=1):
+    """`size` bytes of deterministic, compressible text (words and numbers,
+    not one repeated block, so every coder has real work to do)."""
+    import random
+    rnd = random.Random(seed)
+    words = [b"portico", b"cache", b"origin", b"stream", b"gzip", b"brotli", b"zstd", b"header",
+             b"request", b"response", b"vary", b"stale", b"fresh", b"proxy", b"worker", b"{\"k\":"]
+    out = bytearray()
+    while len(out) < size:
+        out += words[rnd.randrange(len(words))]
+        out += b" %d" % rnd.randrange(100000)
+        out += b"\n" if rnd.randrange(12) == 0 else b" "
+    return bytes(out[:size])
+
+
+def _value(v, r):
+    return v(r) if callable(v) else v
+
+
+def scripted(status=200, headers=None, body=b"", delay=0.0, framing="length", etag=None, chunk=16384,
+             pause_after=None, pause=0.0):
+    """A configurable answer for the cache and compression tests.
+
+    status, headers (list of (name, value)) and body may be values or
+    functions of the Request (r.index is the origin's request count, so a
+    body can name the request that produced it). framing: "length"
+    (Content-Length), "chunked" (chunks of `chunk` bytes) or "close" (no
+    length; the body ends when the origin closes). etag: sent as ETag; a
+    request whose If-None-Match names it (or is "*") gets a 304 without a
+    body. pause_after/pause: stop for `pause` seconds once `pause_after` body
+    bytes are out (to see whether the proxy streams).
+
+    Records on each request: r.answered (the status sent) and r.body_sent
+    (body bytes sent), so a test can tell a 304 from a full answer."""
+    def h(c, r):
+        if delay:
+            time.sleep(_value(delay, r))
+        st = _value(status, r)
+        hdrs = list(_value(headers, r) or [])
+        b = _value(body, r)
+        if isinstance(b, str):
+            b = b.encode()
+        tag = _value(etag, r)
+        if tag is not None:
+            hdrs.append(("ETag", tag))
+            inm = r.header("if-none-match")
+            if inm is not None and (inm.strip() == "*" or tag in [t.strip() for t in inm.split(",")]):
+                st, b = 304, b""
+        r.answered = st
+        head_only = r.method == "HEAD" or st in (204, 304) or 100 <= st < 200
+        names = {k.lower() for k, _ in hdrs}
+        lines = ["HTTP/1.1 %d %s\r\n" % (st, REASONS.get(st, "Status")), "X-Origin: %s\r\n" % c.origin.name]
+        lines += ["%s: %s\r\n" % kv for kv in hdrs]
+        if st not in (204, 304) and not (100 <= st < 200):
+            if framing == "chunked" and "transfer-encoding" not in names:
+                lines.append("Transfer-Encoding: chunked\r\n")
+            elif framing == "length" and "content-length" not in names:
+                lines.append("Content-Length: %d\r\n" % len(b))
+            elif framing == "close":
+                lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        c.send("".join(lines).encode("latin-1"))
+        sent = 0
+        if not head_only and b:
+            mv = memoryview(b)
+            step = chunk if framing == "chunked" else 65536
+            for i in range(0, len(b), step):
+                piece = mv[i:i + step]
+                if framing == "chunked":
+                    c.sock.sendall(b"%x\r\n" % len(piece) + piece.tobytes() + b"\r\n")
+                else:
+                    c.sock.sendall(piece)
+                before, sent = sent, sent + len(piece)
+                if pause_after is not None and before < pause_after <= sent:
+                    time.sleep(pause)
+        if not head_only and framing == "chunked":
+            c.send(b"0\r\n\r\n")
+        r.body_sent = sent
+        return framing != "close"
+    return h
