@@ -34,6 +34,7 @@ void conf_free(struct conf *c)
     free(c->log.access);
     free(c->log.error);
     free(c->trusted_proxies);
+    free(c->cache.path);
     for (size_t i = 0; i < c->n_listeners; i++) {
         free(c->listeners[i].name);
         free(c->listeners[i].listen);
@@ -69,6 +70,7 @@ void conf_free(struct conf *c)
         tmpl_free(r->redirect_to);
         free_rules(&r->req_headers);
         free_rules(&r->resp_headers);
+        conf_route_free_filters(r);
     }
     free(c->routes);
     free(c);

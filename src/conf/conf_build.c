@@ -26,7 +26,8 @@ static const struct cnode *opt(const struct cnode *map, const char *key)
 }
 
 static const char *const top_keys[] = {"workers", "shutdown_grace", "admin", "log",
-                                       "trusted_proxies", "timeouts", "limits", "listeners",
+                                       "trusted_proxies", "timeouts", "limits", "cache_size",
+                                       "cache_path", "cache_disk_size", "tracing", "listeners",
                                        "upstreams", "routes", NULL};
 
 static void set_defaults(struct conf *c)
@@ -519,6 +520,7 @@ struct conf *conf_build(struct conf_ctx *cx, const struct cnode *root)
         build_timeouts(cx, v, &c->timeouts, false);
     if ((v = opt(root, "limits")))
         build_limits(cx, c, v);
+    conf_build_globals_filters(cx, c, root); /* cache_*, tracing (conf_filters.c) */
     /* Upstreams before routes (routes name them) and after timeouts (they
      * inherit the global upstream timeouts). */
     if ((v = opt(root, "upstreams")))

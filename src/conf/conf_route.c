@@ -1,5 +1,6 @@
 /* conf_route.c - the config schema, routes: match (host, path, methods), the
- * one action (upstream | respond | redirect) and header rules. Regexes are
+ * one action (upstream | respond | redirect) and header rules (cache and
+ * compress are in conf_filters.c). Regexes are
  * compiled (and JIT-compiled when possible) here, once per snapshot. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -14,8 +15,8 @@
 #include "http/msg.h"
 
 static const char *const route_keys[] = {"name", "match", "upstream", "respond", "redirect",
-                                         "headers", NULL};
-static const char *const route_unsupported[] = {"cache", "compress", "rate_limit", "waf", NULL};
+                                         "headers", "cache", "compress", NULL};
+static const char *const route_unsupported[] = {"rate_limit", "waf", NULL};
 static const char *const action_keys[] = {"upstream", "respond", "redirect", NULL};
 
 /* ---- match ---- */
@@ -407,6 +408,7 @@ static void build_route(struct conf_ctx *cx, const struct conf *c, struct conf_r
     }
     if (!first) {
         conf_err(cx, n, "route has no action (expected one of: upstream, respond, redirect)");
+        conf_build_route_filters(cx, r, n, NULL);
         return;
     }
     s = cnode_key_of(first)->s;
@@ -416,6 +418,7 @@ static void build_route(struct conf_ctx *cx, const struct conf *c, struct conf_r
         build_respond(cx, r, first);
     else
         build_redirect(cx, r, first);
+    conf_build_route_filters(cx, r, n, s); /* cache depends on the action */
 }
 
 void conf_build_routes(struct conf_ctx *cx, struct conf *c, const struct cnode *n)

@@ -53,6 +53,22 @@ struct conf_upstream_tls *conf_build_upstream_tls(struct conf_ctx *cx, const str
 /* listeners[].tls (conf_tls.c); NULL when n is not a mapping. */
 struct conf_tls *conf_build_tls(struct conf_ctx *cx, const struct cnode *n);
 
+/* A path from the config: a relative one is taken against the directory of
+ * the config file (conf_tls.c). Returns a malloc'd string. */
+char *conf_resolve_path(const struct conf_ctx *cx, const char *p);
+
+/* Response filter keys (conf_filters.c). conf_build_route_filters reads
+ * `cache` and `compress` of route mapping n into r->cache / r->compress once
+ * the route's action is built; `action` is the action's key ("upstream",
+ * "respond", "redirect"), NULL when the route has none (already reported).
+ * conf_route_free_filters releases them. conf_build_globals_filters sets the
+ * defaults of c->cache and c->tracing, then reads the top-level keys
+ * cache_size, cache_path, cache_disk_size and tracing of root. */
+void conf_build_route_filters(struct conf_ctx *cx, struct conf_route *r, const struct cnode *n,
+                              const char *action);
+void conf_route_free_filters(struct conf_route *r);
+void conf_build_globals_filters(struct conf_ctx *cx, struct conf *c, const struct cnode *root);
+
 /* Upstream resilience keys (conf_upstream.c): defaults first, then the keys
  * health, passive, retry_*, slow_start, max_pending, pending_timeout of n;
  * free_extra releases what they allocated. */

@@ -9,8 +9,8 @@
 #include "core/common.h"
 
 /* A relative path is taken against the directory of the config file, so a
- * config can be moved together with its certificates. */
-static char *resolve_path(const struct conf_ctx *cx, const char *p)
+ * config can be moved together with its certificates (and its cache). */
+char *conf_resolve_path(const struct conf_ctx *cx, const char *p)
 {
     const char *slash = cx->file ? strrchr(cx->file, '/') : NULL;
     if (p[0] == '/' || !slash)
@@ -34,11 +34,11 @@ static void build_cert(struct conf_ctx *cx, struct conf_tls_cert *c, const struc
         return;
     sch_keys(cx, n, "certificate", keys, NULL);
     if ((v = sch_require(cx, n, "cert", "certificate")) && sch_nonempty(cx, v, &s))
-        c->cert = resolve_path(cx, s);
+        c->cert = conf_resolve_path(cx, s);
     if ((v = sch_require(cx, n, "key", "certificate")) && sch_nonempty(cx, v, &s))
-        c->key = resolve_path(cx, s);
+        c->key = conf_resolve_path(cx, s);
     if ((v = cnode_map_get(n, "ocsp")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
-        c->ocsp = resolve_path(cx, s);
+        c->ocsp = conf_resolve_path(cx, s);
 }
 
 static void build_alpn(struct conf_ctx *cx, struct conf_tls *t, const struct cnode *n)
@@ -98,7 +98,7 @@ struct conf_tls *conf_build_tls(struct conf_ctx *cx, const struct cnode *n)
     if ((v = cnode_map_get(n, "resumption")))
         sch_bool(cx, v, &t->resumption);
     if ((v = cnode_map_get(n, "client_ca")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s)) {
-        t->client_ca = resolve_path(cx, s);
+        t->client_ca = conf_resolve_path(cx, s);
         t->ca_line = v->line;
         t->ca_col = v->col;
     }
@@ -144,13 +144,13 @@ struct conf_upstream_tls *conf_build_upstream_tls(struct conf_ctx *cx, const str
     if ((v = cnode_map_get(n, "verify")))
         sch_bool(cx, v, &t->verify);
     if ((v = cnode_map_get(n, "ca")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
-        t->ca = resolve_path(cx, s);
+        t->ca = conf_resolve_path(cx, s);
     if ((v = cnode_map_get(n, "sni")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
         t->sni = xstrdup(s);
     if ((v = cnode_map_get(n, "cert")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
-        t->cert = resolve_path(cx, s);
+        t->cert = conf_resolve_path(cx, s);
     if ((v = cnode_map_get(n, "key")) && !cnode_is_null(v) && sch_nonempty(cx, v, &s))
-        t->key = resolve_path(cx, s);
+        t->key = conf_resolve_path(cx, s);
     if (!t->cert != !t->key)
         conf_err(cx, n, "upstream tls: 'cert' and 'key' go together");
     return t;

@@ -38,8 +38,8 @@ Test(conf_errors, unknown_key)
            "t.yaml:2:5: missing required key 'listen' in listener");
     expect(LISTENERS "wrkers: 2\n", 1,
            "t.yaml:2:1: unknown key 'wrkers' in config (expected one of: workers, "
-           "shutdown_grace, admin, log, trusted_proxies, timeouts, limits, listeners, "
-           "upstreams, routes)");
+           "shutdown_grace, admin, log, trusted_proxies, timeouts, limits, cache_size, "
+           "cache_path, cache_disk_size, tracing, listeners, upstreams, routes)");
     expect(LISTENERS "timeouts:\n  client_headr: 5s\n", 1,
            "t.yaml:3:3: unknown key 'client_headr' in timeouts (expected one of: "
            "client_header, client_body, keepalive, send, upstream_connect, upstream_read, "
@@ -59,8 +59,8 @@ Test(conf_errors, wrong_type)
     expect("- 1\n", 1, "t.yaml:1:1: the config must be a mapping of top-level keys, got a sequence");
     expect(LISTENERS "listeners2: x\nlog: {level: loud}\n", 2,
            "t.yaml:2:1: unknown key 'listeners2' in config (expected one of: workers, "
-           "shutdown_grace, admin, log, trusted_proxies, timeouts, limits, listeners, "
-           "upstreams, routes)",
+           "shutdown_grace, admin, log, trusted_proxies, timeouts, limits, cache_size, "
+           "cache_path, cache_disk_size, tracing, listeners, upstreams, routes)",
            "t.yaml:3:14: unknown log level 'loud' (expected one of: debug, info, warn, error)");
 }
 
@@ -234,12 +234,12 @@ Test(conf_errors, not_supported_yet)
            "  - {listen: ':1', protocol: tcp, upstream: pg}\n"
            "  - {listen: ':2', tls: {certificates: []}}\n"
            "routes:\n"
-           "  - {respond: {}, cache: true, waf: {mode: block}}\n",
+           "  - {respond: {}, rate_limit: {}, waf: {mode: block}}\n",
            5, "t.yaml:2:30: protocol 'tcp' is not supported yet",
            "t.yaml:2:35: 'upstream' is not supported yet",
            "t.yaml:3:40: 'certificates' must not be empty",
-           "t.yaml:5:19: 'cache' is not supported yet",
-           "t.yaml:5:32: 'waf' is not supported yet");
+           "t.yaml:5:19: 'rate_limit' is not supported yet",
+           "t.yaml:5:35: 'waf' is not supported yet");
 }
 
 Test(conf_errors, missing_listeners)
