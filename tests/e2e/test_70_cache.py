@@ -194,6 +194,48 @@ def test_no_cache_revalidates_every_time(portico, origin):
     assert [q.answered for q in o.requests] == [200, 304, 304]
 
 
+def test_request_no_store_bypasses(portico, origin):
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], body=numbered))
+    p = portico(config(o.address))
+    r = get(p, "/rns", [("Cache-Control", "no-store")])
+    assert r.body == b"response 1" and not stored(r)
+    # nothing of it was stored (RFC 9111 5.2.1.5)
+    r = get(p, "/rns")
+    assert r.body == b"response 2" and not is_hit(r)
+    assert is_hit(get(p, "/rns"))
+    assert o.n_requests == 2
+
+
+@pytest.mark.parametrize("how", ["length", "chunked"])
+def test_cut_response_not_stored(portico, origin, how):
+    """An origin that dies in the middle of a body: the truncated object must
+    not be served later as if it were whole."""
+    body = text_body(100000, seed=13)
+
+    def h(c, r):
+        if r.index == 1:
+            if how == "length":
+                c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body[:50000])
+            else:
+                c.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % 50000 + body[:50000] + b"\r\n")
+            time.sleep(0.1)
+            return False
+        return scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], body=body)(c, r)
+    o = origin(h)
+    p = portico(config(o.address))
+    r1 = get(p, "/cut")
+    assert not (r1.complete and r1.body == body)
+    time.sleep(0.2)
+    r2 = get(p, "/cut")
+    assert r2.status == 200 and r2.complete and r2.body == body, (r2.headers, len(r2.body))
+    assert not is_hit(r2)
+    assert o.n_requests == 2
+    r3 = get(p, "/cut")
+    assert is_hit(r3) and r3.body == body
+
+
 # ---------------------------------------------------------------- freshness
 
 
@@ -520,6 +562,43 @@ def test_collapse_50_concurrent_misses(portico, origin):
     assert o.n_requests == 1, o.n_requests
 
 
+def test_collapsed_waiters_of_an_uncacheable_response(portico, origin):
+    """Concurrent misses wait for the first fill; when the answer turns out
+    not storable, every waiter still gets its own correct answer."""
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "private")], body=numbered,
+                        delay=0.3))
+    p = portico(config(o.address, workers=2))
+    n = 8
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def client(i):
+        try:
+            with Conn(p.port, timeout=20) as c:
+                barrier.wait(10)
+                c.send(req("GET", "/private", host=HOST))
+                r = c.read_response()
+                results[i] = (r.status, r.body)
+        except Exception as e:
+            results[i] = repr(e)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - t0
+    assert all(isinstance(r, tuple) and r[0] == 200 for r in results), results
+    # each got a private answer of its own (nothing shared between clients)
+    assert sorted(r[1] for r in results) == sorted(b"response %d" % i for i in range(1, n + 1)), results
+    assert o.n_requests == n
+    # Once the first answer shows the response is not storable there is no
+    # fill left to wait for: the waiters go to the origin together (about two
+    # origin delays), not one after the other (n delays, up to lock_timeout).
+    assert elapsed < 1.5 * SLOW, "%d waiters took %.2fs: they were sent to the origin one at a time" % (n, elapsed)
+
+
 # ---------------------------------------------------------------- Range
 
 
@@ -550,6 +629,25 @@ def test_range_from_cached_entry(portico, origin):
         c.send(req("GET", "/range", host=HOST))
         r = c.read_response()
         assert r.status == 200 and r.body == body
+    assert o.n_requests == 1
+
+
+def test_range_on_a_miss(portico, origin):
+    """A Range request that misses: the client gets its range (or the whole
+    200, which HTTP allows) and the full object is stored."""
+    body = text_body(60000, seed=14)
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=60"),
+                                 ("Accept-Ranges", "bytes")], body=body))
+    p = portico(config(o.address))
+    r = get(p, "/rm", [("Range", "bytes=100-199")])
+    if r.status == 206:
+        assert r.body == body[100:200] and r.header("content-range") == "bytes 100-199/60000", r.headers
+    else:
+        assert r.status == 200 and r.body == body, r
+    r = get(p, "/rm")
+    assert is_hit(r) and r.body == body
+    r = get(p, "/rm", [("Range", "bytes=59990-")])
+    assert r.status == 206 and r.body == body[59990:]
     assert o.n_requests == 1
 
 
@@ -658,6 +756,53 @@ def test_disk_tier_survives_restart(portico, origin, tmp_path):
     assert o.n_requests == 2
 
 
+def test_disk_tier_vary_and_purge_across_restart(portico, origin, tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+
+    def body(r):
+        return ("lang=%s #%d " % (r.header("accept-language", "-"), r.index)).encode() + text_body(20000)
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=600"),
+                                 ("Vary", "Accept-Language")], body=body))
+    admin = free_port()
+    cfg = config(o.address, top="cache_path: %s\nadmin: {listen: 127.0.0.1:%d}\n" % (cache_dir, admin))
+    p1 = portico(cfg)
+    en, fr = [("Accept-Language", "en")], [("Accept-Language", "fr")]
+    assert get(p1, "/v", en).body.startswith(b"lang=en #1 ")
+    assert get(p1, "/v", fr).body.startswith(b"lang=fr #2 ")
+    assert get(p1, "/gone").status == 200
+    purged = purge(admin, {"key": "http://example.test/gone"})["purged"]
+    assert p1.stop() == 0
+    p2 = portico(cfg)
+    r = get(p2, "/v", fr)
+    assert is_hit(r) and r.body.startswith(b"lang=fr #2 "), r.headers
+    r = get(p2, "/v", en)
+    assert is_hit(r) and r.body.startswith(b"lang=en #1 "), r.headers
+    assert o.n_requests == 3
+    # a purged entry does not come back from the disk
+    r = get(p2, "/gone")
+    assert not is_hit(r) and o.n_requests == 4, r.headers
+    # one object purged, whichever tiers held it
+    assert purged == 1, purged
+
+
+def test_purge_of_a_varied_key(portico, origin):
+    def body(r):
+        return ("lang=%s #%d" % (r.header("accept-language", "-"), r.index)).encode()
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=600"),
+                                 ("Vary", "Accept-Language")], body=body))
+    admin = free_port()
+    p = portico(config(o.address, top="admin: {listen: 127.0.0.1:%d}\n" % admin))
+    en, fr = [("Accept-Language", "en")], [("Accept-Language", "fr")]
+    get(p, "/pv", en)
+    get(p, "/pv", fr)
+    assert is_hit(get(p, "/pv", en)) and is_hit(get(p, "/pv", fr))
+    assert purge(admin, {"key": "http://example.test/pv"})["purged"] >= 1
+    assert get(p, "/pv", fr).body == b"lang=fr #3"
+    assert get(p, "/pv", en).body == b"lang=en #4"
+    assert o.n_requests == 4
+
+
 def _reload(p, errlog, before):
     os.kill(p.pid, signal.SIGHUP)
 
@@ -727,6 +872,13 @@ def test_large_body_streams_while_stored(portico, origin):
     o = origin(scripted(headers=[("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=60")],
                         body=body, pause_after=1024 * 1024, pause=1.5))
     p = portico(config(o.address, cache="{max_object_size: 16m}"))
+    late = []
+
+    def latecomer():
+        # arrives while the fill is paused half way: waits for it, no second origin request
+        r = request(p.port, "GET", "/five", host=HOST, timeout=20)
+        late.append((r.status, hashlib.sha256(r.body).hexdigest()))
+    t = threading.Thread(target=latecomer)
     with Conn(p.port, timeout=20) as c:
         t0 = time.monotonic()
         c.send(req("GET", "/five", host=HOST))
@@ -743,7 +895,10 @@ def test_large_body_streams_while_stored(portico, origin):
             got += len(piece)
             if first is None and got >= 512 * 1024:
                 first = time.monotonic() - t0
+                t.start()
         total = time.monotonic() - t0
+    t.join(20)
+    assert late == [(200, want)], late
     assert sha.hexdigest() == want
     assert total >= 1.4, "the origin's pause did not happen (%.2fs)" % total
     assert first < 1.2 * SLOW, "first 512 KiB took %.2fs: the body was held back while stored" % first
