@@ -51,8 +51,20 @@ void errlog_set_level(enum log_level level)
 
 void errlog_reopen(void)
 {
-    if (log_path[0])
-        errlog_open(log_path, atomic_load(&log_level));
+    if (!log_path[0])
+        return;
+    int fd = open_dest(log_path);
+    if (fd < 0) {
+        errlog(LOG_ERROR, "cannot reopen the error log %s: %s (still writing to the old file)",
+               log_path, strerror(-fd));
+        return;
+    }
+    /* dup3 puts the new file under the descriptor number every thread
+     * writes to, in one step: a line being written now goes to the old or
+     * the new file, never to a closed number that a socket may have taken. */
+    if (dup3(fd, atomic_load(&log_fd), O_CLOEXEC) < 0)
+        errlog(LOG_ERROR, "cannot reopen the error log %s: %s", log_path, strerror(errno));
+    close(fd);
 }
 
 size_t fmt_rfc3339_ms(char *out, uint64_t wall_ms)

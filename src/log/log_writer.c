@@ -1,4 +1,7 @@
-/* log_writer.c - access-log writer thread with a bounded queue of blocks. */
+/* log_writer.c - access-log writer thread with a bounded queue of blocks.
+ * A destination that fails (disk full, I/O errors) or is too slow (the
+ * queue is full) costs log lines, never a request: both are reported once
+ * in the error log when they start and once when they end. */
 #include "log/log_writer.h"
 
 #include <errno.h>
@@ -33,8 +36,12 @@ static struct {
     int fd;
     char *path;
     atomic_bool reopen;
-    bool failed_reported;
-    unsigned long dropped;
+    /* Blocks refused because the queue was full (under mu), and the
+     * writer's record of its own reports: each kind of trouble is reported
+     * once when it starts and once when it ends, never per line. */
+    unsigned long long dropped_bytes;
+    bool failing, overflowing;
+    unsigned long long lost_failing, lost_overflow;
 } lw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
 
 static int open_log(const char *dest)
@@ -45,23 +52,50 @@ static int open_log(const char *dest)
     return fd < 0 ? -errno : fd;
 }
 
+/* Writes one block; a write error (disk full, I/O error, a closed pipe)
+ * drops the rest of the block. Writer thread only. */
 static void write_all(const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(lw.fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (!lw.failed_reported) {
-                log_error("access log: write failed: %s (lines are being dropped)",
-                          strerror(errno));
-                lw.failed_reported = true;
-            }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (!lw.failing)
+                log_error("access log: cannot write to %s: %s (lines are dropped until "
+                          "writing works again)",
+                          lw.path, w < 0 ? strerror(errno) : "nothing written");
+            lw.failing = true;
+            lw.lost_failing += n;
             return;
         }
-        lw.failed_reported = false;
+        if (lw.failing) {
+            log_info("access log: writing to %s again (%llu bytes of lines were dropped)",
+                     lw.path, lw.lost_failing);
+            lw.failing = false;
+            lw.lost_failing = 0;
+        }
         p += w;
         n -= (size_t)w;
+    }
+}
+
+/* The queue overflowed since the last batch (`dropped` bytes refused), or
+ * it did not: reported when it starts and when it ends. */
+static void note_overflow(unsigned long long dropped)
+{
+    if (dropped) {
+        if (!lw.overflowing)
+            log_error("access log: %s is too slow: more than %u MiB of lines wait, new lines "
+                      "are dropped",
+                      lw.path, QUEUE_MAX_BYTES >> 20);
+        lw.overflowing = true;
+        lw.lost_overflow += dropped;
+    } else if (lw.overflowing) {
+        log_info("access log: %s caught up (%llu bytes of lines were dropped)", lw.path,
+                 lw.lost_overflow);
+        lw.overflowing = false;
+        lw.lost_overflow = 0;
     }
 }
 
@@ -75,8 +109,11 @@ static void *writer_main(void *arg)
         struct block *b = lw.head;
         lw.head = lw.tail = NULL;
         lw.queued = 0;
+        unsigned long long dropped = lw.dropped_bytes;
+        lw.dropped_bytes = 0;
         bool stop = lw.stop;
         pthread_mutex_unlock(&lw.mu);
+        note_overflow(dropped);
         if (atomic_exchange(&lw.reopen, false) && lw.fd > 2) {
             int fd = open_log(lw.path);
             if (fd >= 0) {
@@ -155,7 +192,7 @@ void log_writer_submit(const char *data, size_t len)
     memcpy(b->data, data, len);
     pthread_mutex_lock(&lw.mu);
     if (lw.queued + len > QUEUE_MAX_BYTES) {
-        lw.dropped++;
+        lw.dropped_bytes += len;
         pthread_mutex_unlock(&lw.mu);
         free(b);
         return;
