@@ -111,6 +111,44 @@ def test_hit_on_keepalive_connection_and_head(portico, origin):
     assert o.n_requests == 1
 
 
+def test_pipelined_hits_and_misses_in_order(portico, origin):
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")],
+                        body=lambda r: ("%s #%d " % (r.path, r.index)).encode() + text_body(3000)))
+    p = portico(config(o.address))
+    paths = ["/p1", "/p1", "/p2", "/p1", "/p2", "/p3", "/p3"]
+    with Conn(p.port) as c:
+        c.send(b"".join(req("GET", path, host=HOST) for path in paths))
+        rs = [c.read_response() for _ in paths]
+        assert c.still_open(0.2)
+    assert [r.status for r in rs] == [200] * len(paths)
+    assert [r.body.split(b" ")[0].decode() for r in rs] == paths
+    first = {}
+    for path, r in zip(paths, rs):
+        first.setdefault(path, r.body)
+        assert r.body == first[path]
+    assert o.n_requests == 3
+
+
+def test_hit_for_http10_client(portico, origin):
+    body = text_body(8000)
+    o = cc_origin(origin, "max-age=60", body=body)
+    p = portico(config(o.address))
+    get(p, "/ten")
+    with Conn(p.port) as c:
+        c.send(b"GET /ten HTTP/1.0\r\nHost: example.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == body and is_hit(r), r
+        assert r.version == "HTTP/1.1" and r.header("content-length") == str(len(body))
+        assert c.is_closed(3)
+    with Conn(p.port) as c:
+        c.send(b"GET /ten HTTP/1.0\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.body == body and is_hit(r)
+        c.send(b"GET /ten HTTP/1.0\r\nHost: example.test\r\n\r\n")
+        assert c.read_response().body == body
+    assert o.n_requests == 1
+
+
 NOT_STORED = {
     "no-store": ("no-store, max-age=60", []),
     "private": ("private, max-age=60", []),

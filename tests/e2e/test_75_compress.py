@@ -122,6 +122,23 @@ def test_h1_decodes_to_original(portico, origin, alg, kind):
     assert o.n_requests in (1, 2)
 
 
+def test_pipelined_encoded_responses(portico, origin):
+    o = origin(scripted(headers=[("Content-Type", "text/plain")],
+                        body=lambda r: text_body(30000, seed=int(r.path[1:])), framing="chunked"))
+    p = portico(config(o.address))
+    seq = [("/1", "gzip"), ("/2", "br"), ("/3", "identity"), ("/4", "zstd"), ("/5", "gzip")]
+    with Conn(p.port, timeout=10) as c:
+        c.send(b"".join(req("GET", path, [("Accept-Encoding", ae)]) for path, ae in seq))
+        for path, ae in seq:
+            r = c.read_response()
+            want = text_body(30000, seed=int(path[1:]))
+            if ae == "identity":
+                assert_identity(r.headers, r.body, want)
+            else:
+                assert_encoded(r.headers, ae)
+                assert decode(ae, r.body) == want, path
+
+
 @pytest.mark.parametrize("kind", sorted(BODIES))
 @pytest.mark.parametrize("alg", ALGS)
 def test_h2_decodes_to_original(portico, origin, alg, kind):
