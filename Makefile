@@ -85,11 +85,15 @@ build-fuzz/fuzz_h2: fuzz/fuzz_h2.c $(LIB_SRCS)
 build-fuzz/fuzz_conf: fuzz/fuzz_conf.c $(LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/conf/% src/lb/server.c,$(LIB_SRCS)) $(LDLIBS)
+# The admin API's JSON parser lives in conf/ too.
+build-fuzz/fuzz_json: fuzz/fuzz_json.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/conf/% src/lb/server.c,$(LIB_SRCS)) $(LDLIBS)
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t build-fuzz/corpus-$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
-	  dict=fuzz/dict/http.dict; [ $$t = fuzz_conf ] && dict=fuzz/dict/conf.dict; \
+	  dict=fuzz/dict/http.dict; [ $$t = fuzz_conf -o $$t = fuzz_json ] && dict=fuzz/dict/conf.dict; \
 	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -dict=$$dict \
 	    -artifact_prefix=fuzz/ build-fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
 	done

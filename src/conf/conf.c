@@ -29,6 +29,7 @@ void conf_free(struct conf *c)
     if (!c)
         return;
     free(c->path);
+    cnode_free(c->tree);
     free(c->admin.listen);
     free(c->admin.token_file);
     free(c->log.access);
@@ -106,6 +107,8 @@ struct conf *conf_load_tree(const char *name, const struct cnode *root, bool jso
     struct conf *c = conf_build(&cx, root);
 
     conf_ctx_flush(&cx, errs);
+    if (c)
+        c->tree = cnode_clone(root);
     return c;
 }
 
@@ -118,7 +121,10 @@ struct conf *conf_load_buffer(const char *name, const char *data, size_t len,
 
     if (root) {
         c = conf_build(&cx, root);
-        cnode_free(root);
+        if (c)
+            c->tree = root; /* kept for GET /config */
+        else
+            cnode_free(root);
     }
     conf_ctx_flush(&cx, errs);
     return c;

@@ -15,6 +15,7 @@
 #include "core/tmpl.h"
 
 struct server_state; /* lb/server.h: health and passive-failure state */
+struct cnode;        /* conf_node.h: the document tree a snapshot was built from */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -227,6 +228,12 @@ struct conf_route {
 struct conf {
     atomic_int refs;
     char *path; /* config file, NULL in quick mode */
+    /* The document tree this snapshot was built from (owned): GET /config
+     * renders it, the admin API's edits start from a copy of it. */
+    struct cnode *tree;
+    /* Set by the main thread before publishing: 1 for the start-up config,
+     * +1 for every config applied since (reload or admin API). */
+    unsigned long generation;
     unsigned workers;
     uint64_t shutdown_grace_ms;
     struct {
@@ -263,6 +270,9 @@ struct conf_errors {
     size_t n;
 };
 void conf_errors_free(struct conf_errors *e);
+/* Appends a message without a position (e is allowed to be NULL). */
+void conf_errors_add(struct conf_errors *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Loads and validates a YAML file. Returns a snapshot with refs = 1, or NULL
  * with every error found appended to errs. */
@@ -273,6 +283,44 @@ struct conf *conf_load_buffer(const char *name, const char *data, size_t len,
 /* Quick mode: listen on `from`, round-robin over `to[0..n)`. */
 struct conf *conf_quick(const char *from, const char *const *to, size_t n,
                         struct conf_errors *errs);
+
+/* ---- admin API (conf_json.c, conf_edit.c) ---- */
+
+/* Loads and validates a JSON document (the tree the YAML file would give).
+ * `path` is the running config file (NULL in quick mode): relative paths
+ * resolve against its directory, and the snapshot keeps it as its path.
+ * Errors are located by JSON pointer ("/upstreams/api/servers/0/address:
+ * ..."); a syntax error is one message with line, column and byte offset,
+ * and sets *bad_json (when not NULL). Any thread. */
+struct conf *conf_load_json(const char *path, const char *data, size_t len,
+                            struct conf_errors *errs, bool *bad_json);
+/* The tree of c as JSON text (malloc'd, NUL-terminated, indented). */
+char *conf_to_json(const struct conf *c, size_t *len);
+
+enum conf_edit_rc {
+    CONF_EDIT_OK = 0,
+    CONF_EDIT_BAD_JSON,    /* body is not JSON, or not an object (errs says why) */
+    CONF_EDIT_NO_UPSTREAM, /* no upstream of that name */
+    CONF_EDIT_NO_SERVER,   /* no server of that address in the upstream */
+    CONF_EDIT_DUPLICATE,   /* the upstream already has a server at that address */
+    CONF_EDIT_INVALID,     /* the edited config does not validate (errs lists why) */
+};
+/* A new, validated snapshot (refs 1, in *out): c's tree with the server
+ * described by `json` (an object {address, weight, backup}) appended to
+ * upstreams.UPSTREAM.servers. Any thread; c is only read. */
+enum conf_edit_rc conf_edit_add_server(const struct conf *c, const char *upstream,
+                                       const char *json, size_t len, struct conf **out,
+                                       struct conf_errors *errs);
+/* Same with the server at `address` (as written in the config) removed. */
+enum conf_edit_rc conf_edit_remove_server(const struct conf *c, const char *upstream,
+                                          const char *address, struct conf **out,
+                                          struct conf_errors *errs);
+/* Before next replaces prev: the settings a reload cannot change (workers,
+ * admin, log.access, log.error) are given prev's values, in the snapshot and
+ * in its tree, so that GET /config shows what runs; one warning per setting
+ * kept is appended to warnings. Main thread, before next is published. */
+void conf_keep_restart_settings(struct conf *next, const struct conf *prev, unsigned n_workers,
+                                struct conf_errors *warnings);
 
 void conf_tls_free(struct conf_tls *t);
 void conf_upstream_tls_free(struct conf_upstream_tls *t);

@@ -78,9 +78,6 @@ void conf_err_at(struct conf_ctx *cx, unsigned line, unsigned col, const char *f
     __attribute__((format(printf, 4, 5)));
 /* Sorts the collected errors by position (stable) and moves them to out. */
 void conf_ctx_flush(struct conf_ctx *cx, struct conf_errors *out);
-/* Appends a message without a position. */
-void conf_errors_add(struct conf_errors *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 /* ---- loaders and the schema ---- */
 
@@ -94,6 +91,13 @@ struct conf *conf_build(struct conf_ctx *cx, const struct cnode *root);
  * pointer instead of line:col. */
 struct conf *conf_load_tree(const char *name, const struct cnode *root, bool json_pointer,
                             struct conf_errors *errs);
+
+/* Parses strict JSON (RFC 8259) into a tree (conf_json.c). NULL on the
+ * first error, with a malloc'd message in *err ("invalid JSON at line L,
+ * column C (byte B): ..."). */
+struct cnode *conf_json_parse(const char *data, size_t len, char **err);
+/* The tree as indented JSON text (malloc'd, NUL-terminated, ends in '\n'). */
+char *conf_json_render(const struct cnode *n, size_t *len);
 
 /* Frees a (possibly partly built) snapshot regardless of its refs. */
 void conf_free(struct conf *c);
