@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/common.h"
 #include "log/errlog.h"
 #include "proxy/proxy.h"
@@ -151,6 +152,12 @@ void metrics_ids_free(struct metrics_ids *ids)
 static pthread_mutex_t workers_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_worker *workers;
 static unsigned n_workers;
+static _Atomic uint64_t started_wall_ms;
+
+uint64_t metrics_started(void)
+{
+    return atomic_load_explicit(&started_wall_ms, memory_order_relaxed);
+}
 
 struct metrics_worker *metrics_worker_new(unsigned id)
 {
@@ -163,6 +170,8 @@ struct metrics_worker *metrics_worker_new(unsigned id)
     m->next = *pp;
     *pp = m;
     bool first = n_workers++ == 0;
+    if (!metrics_started())
+        atomic_store_explicit(&started_wall_ms, clock_wall_ms(), memory_order_relaxed);
     pthread_mutex_unlock(&workers_mu);
     if (first)
         metrics_history_start();

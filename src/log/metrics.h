@@ -160,6 +160,8 @@ struct metrics_worker_total {
 size_t metrics_sum(struct metrics_counters *out, struct metrics_worker_total *workers,
                    size_t max);
 void metrics_reloads(uint64_t *ok, uint64_t *failed);
+/* Wall-clock ms when the first worker block was made (start-up). */
+uint64_t metrics_started(void);
 
 /* The bucket of a duration (0..METRICS_BUCKETS). */
 unsigned metrics_bucket(uint64_t us);
