@@ -526,7 +526,7 @@ enum cache_verdict cache_storable(const struct http_request *rq, const struct ca
     bool fresh = explicit_freshness(rs, resp_cc);
     /* 304 only freshens a stored response (RFC 9111 4.3.4). */
     if (rs->status < 200 || rs->status > 599 || rs->status == 304 ||
-        (!status_understood(rs->status) && !fresh))
+        (!status_understood(rs->status) && !fresh && default_ttl_s < 0))
         return CACHE_NO_STATUS;
     if (req_cc->no_store || resp_cc->no_store)
         return CACHE_NO_STORE;

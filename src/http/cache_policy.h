@@ -77,7 +77,7 @@ size_t http_date_format(int64_t t, char *out);
 enum cache_verdict {
     CACHE_OK = 0,
     CACHE_NO_METHOD,     /* request method is not GET */
-    CACHE_NO_STATUS,     /* status not final, or not understood and no explicit freshness */
+    CACHE_NO_STATUS,     /* status not final, or not understood without explicit freshness or a default TTL */
     CACHE_NO_STORE,      /* no-store in the request or the response */
     CACHE_PRIVATE,       /* response private */
     CACHE_AUTHORIZATION, /* request had Authorization, response did not allow sharing */
@@ -98,7 +98,7 @@ const char *cache_verdict_name(enum cache_verdict v);
  *      it is not one) and anything outside 200-599 -> CACHE_NO_STATUS; the
  *      statuses portico understands (200 203 204 300 301 308 404 405 410 414
  *      501) pass; any other passes only with explicit freshness (s-maxage,
- *      max-age or an Expires field);
+ *      max-age or an Expires field) or a configured TTL (default_ttl_s >= 0);
  *   3. no-store in the request or the response;
  *   4. private in the response;
  *   5. Authorization in the request, unless the response has public,

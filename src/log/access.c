@@ -87,6 +87,16 @@ void stream_log(struct stream *st)
 {
     uint64_t now_us = clock_mono_us();
     metrics_stream_end(st, now_us);
+    if (st->cache_status) {
+        static const uint8_t to_metric[] = {
+            [CR_HIT] = MCACHE_HIT,       [CR_MISS] = MCACHE_MISS,
+            [CR_STALE] = MCACHE_STALE,   [CR_BYPASS] = MCACHE_BYPASS,
+            [CR_REVALIDATED] = MCACHE_REVALIDATED, [CR_EXPIRED] = MCACHE_EXPIRED};
+        if (st->cache_status < ARRAY_SIZE(to_metric))
+            metrics_cache(st->w->metrics, (enum metrics_cache_result)to_metric[st->cache_status]);
+    }
+    if (st->zalg)
+        metrics_compress(st->w->metrics, (enum zalg)st->zalg, st->z_in, st->z_out);
     struct access_log *al = st->w->alog;
     if (!al)
         return;
@@ -130,7 +140,10 @@ void stream_log(struct stream *st)
     } else {
         w = json_lit(w, end, "null,\"upstream_ms\":null");
     }
-    w = json_lit(w, end, ",\"cache\":null,\"user_agent\":");
+    w = json_lit(w, end, ",\"cache\":");
+    const char *cres = cache_result_name(st->cache_status);
+    w = cres ? json_str(w, end, str_c(cres)) : json_lit(w, end, "null");
+    w = json_lit(w, end, ",\"user_agent\":");
     int ua = http_header_find(rq->headers, rq->n_headers, STR_LIT("user-agent"), 0);
     w = ua >= 0 ? json_str(w, end, rq->headers[ua].value) : json_lit(w, end, "null");
     w = json_lit(w, end, ",\"route\":");

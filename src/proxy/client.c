@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/common.h"
+#include "filters/cache_store.h"
 #include "http/h1_parse.h"
 #include "log/errlog.h"
 #include "log/metrics.h"
@@ -105,6 +106,68 @@ void client_accept(struct wlistener *wl, int fd, const struct sockaddr *sa, sock
     client_run(cl);
 }
 
+/* ---- internal connections (cache refresh) ---- */
+
+static ssize_t null_read(struct xport *x, void *p, size_t n)
+{
+    (void)x;
+    (void)p;
+    (void)n;
+    return IO_AGAIN;
+}
+
+static ssize_t null_writev(struct xport *x, const struct iovec *iov, int n)
+{
+    (void)x;
+    size_t t = 0;
+    for (int i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return (ssize_t)t;
+}
+
+static void null_close(struct xport *x)
+{
+    x->fd = -1;
+}
+
+/* Reads nothing and swallows every response byte. */
+static const struct xport_ops null_ops = {.read = null_read, .writev = null_writev,
+                                          .close = null_close};
+
+struct client *client_internal(struct worker *w, const struct client *like, const char *head,
+                               size_t len)
+{
+    size_t size = client_buf_size(w->conf);
+    if (len > size)
+        return NULL;
+    struct client *cl = xcalloc(1, sizeof(*cl));
+    cl->io.fd = -1;
+    cl->x.ops = &null_ops;
+    cl->x.fd = -1;
+    cl->w = w;
+    cl->listener = like->listener;
+    cl->conf = like->conf;
+    conf_ref(cl->conf);
+    cl->peer = like->peer;
+    memcpy(cl->peer_ip, like->peer_ip, sizeof(cl->peer_ip));
+    cl->peer_ip_len = like->peer_ip_len;
+    cl->state = CL_HEAD;
+    cl->state_since = cl->last_read = cl->last_write = clock_ms();
+    cl->can_read = cl->can_write = true;
+    cl->refresh = true;
+    cl->rbuf = buf_get(size);
+    buf_append(cl->rbuf, head, len);
+    timer_init(&cl->timer, client_timer_cb);
+    atomic_fetch_add_explicit(&g_conn_count, 1, memory_order_relaxed);
+    cl->next = w->clients;
+    if (w->clients)
+        w->clients->prev = cl;
+    w->clients = cl;
+    w->n_clients++;
+    timer_set(&w->loop, &cl->timer, cl->state_since + w->conf->timeouts.client_header_ms);
+    return cl;
+}
+
 void client_close(struct client *cl)
 {
     struct worker *w = cl->w;
@@ -120,6 +183,11 @@ void client_close(struct client *cl)
     }
     if (cl->h2)
         h2_free(cl);
+    if (cl->refresh_obj) { /* an internal request that never started */
+        cache_fill_release(g_cache_store, cl->refresh_obj->key, cl->refresh_obj->key_len);
+        cache_obj_put(cl->refresh_obj);
+        cl->refresh_obj = NULL;
+    }
     cl->state = CL_DEAD;
     timer_cancel(&w->loop, &cl->timer);
     xport_close(&cl->x);
@@ -316,8 +384,8 @@ void client_rearm(struct client *cl)
     case CL_BUSY: {
         struct stream *st = cl->stream;
         uint64_t when = 0;
-        if (!cl->can_write &&
-            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending))
+        if (!cl->can_write && ((st->resp_out && buf_len(st->resp_out)) ||
+                               st->resp_body.raw_pending || st->hit_off < st->hit_end))
             when = cl->last_write + st->conf->timeouts.send_ms;
         else if (!st->req_body.done && st->up && st->up->state == UP_ACTIVE &&
                  !st->req_body.raw_pending && !st->tunnel)
@@ -408,8 +476,8 @@ static void client_timer_cb(struct timer *t)
     }
     case CL_BUSY: {
         struct stream *st = cl->stream;
-        if (!cl->can_write &&
-            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending)) {
+        if (!cl->can_write && ((st->resp_out && buf_len(st->resp_out)) ||
+                               st->resp_body.raw_pending || st->hit_off < st->hit_end)) {
             if (now >= cl->last_write + st->conf->timeouts.send_ms) {
                 log_debug("client %s: send timeout", cl->peer_ip);
                 stream_abort(st);

@@ -22,6 +22,12 @@ void client_run(struct client *cl);
 /* Queues client_run() to run after the current batch (no recursion). */
 void client_schedule(struct client *cl);
 void client_close(struct client *cl);
+/* A connection without a socket carrying one request (`head`, HTTP/1.1 with
+ * Connection: close) as if from `like`'s peer on its listener; responses are
+ * discarded. The caller sets refresh_obj and schedules it. NULL when the
+ * head is too large. */
+struct client *client_internal(struct worker *w, const struct client *like, const char *head,
+                               size_t len);
 /* Reads into cl->rbuf. Returns bytes, IO_AGAIN, IO_EOF or IO_ERROR. */
 ssize_t client_fill(struct client *cl);
 void client_rearm(struct client *cl);
@@ -29,8 +35,13 @@ void client_rearm(struct client *cl);
 /* stream.c */
 struct stream *stream_get(struct worker *w, struct client *cl);
 void stream_put(struct stream *st);
+/* Frees this worker thread's scratch (at its exit). */
+void stream_thread_exit(void);
 /* Starts processing the parsed request in st->req. Returns a STEP_ value. */
 int stream_start(struct stream *st);
+/* The proxy action after the cache phase: upstream head, then a server.
+ * Returns a STEP_ value. */
+int stream_proxy_go(struct stream *st);
 /* Runs the stream's connection after an event on its upstream side. The
  * stream may have ended (HTTP/1.1: its client closed) by then: only its
  * client pointer is read, and client objects outlive the event batch. */
@@ -111,8 +122,58 @@ int fwd_request_head(struct stream *st);
 int fwd_response_head(struct stream *st, const struct http_response *resp);
 /* Resolver for templates in the context of a stream. */
 struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg);
+/* True when the rules (may be NULL) replace or remove field `name`. */
+bool fwd_rule_overrides(const struct header_rules *hr, struct str name);
 /* Appends the response header rules of the route (if any) to out. */
 int fwd_response_rules(struct stream *st, struct buf *out);
+
+/* body_filter.c */
+/* Plans compression for response head rs: true when the client head must be
+ * built from *out (headers rewritten; scratch holds new values) instead. */
+bool bf_plan(struct stream *st, const struct http_response *rs, struct http_response *out,
+             char *scratch, size_t cap);
+/* After the client head is queued: switches st->resp_body to the filter path
+ * for the origin framing of rs; `up_reusable` as the origin's framing allows. */
+void bf_setup(struct stream *st, const struct http_response *rs, bool up_reusable);
+/* Filter counterparts of relay_take / relay_eof for ROUT_FILTER. */
+int bf_take(struct stream *st, struct buf *src, struct buf *out);
+int bf_eof(struct stream *st, struct buf *src, struct buf *out);
+/* True when the filter has work left without new source bytes. */
+bool bf_pending(const struct stream *st);
+void bf_end(struct stream *st);
+
+/* cache_glue.c */
+enum cache_result {
+    CR_NONE = 0,
+    CR_HIT,
+    CR_MISS,
+    CR_STALE,       /* served stale (stale-while-revalidate, stale-if-error) */
+    CR_BYPASS,      /* not cacheable request */
+    CR_REVALIDATED, /* stale object confirmed by a 304 */
+    CR_EXPIRED,     /* stale object replaced by the origin's answer */
+};
+const char *cache_result_name(unsigned r);
+#define CG_GO 0   /* go to the origin */
+#define CG_DONE 1 /* answered from the cache */
+#define CG_WAIT 2 /* waiting for another request's fill */
+int cache_request(struct stream *st);
+/* The request fetches an object to store: client conditionals and Range are
+ * not forwarded; cache_validators() gives the fields to send instead. */
+bool cache_fetching(const struct stream *st);
+size_t cache_validators(const struct stream *st, char *out, size_t cap);
+/* Response head from the origin: 1 when the cache answered instead (304
+ * revalidation, stale-if-error on a 5xx); head_len bytes are consumed then. */
+int cache_on_head(struct stream *st, const struct http_response *rs, size_t head_len);
+/* Decides whether the response is stored (st->fill) and adds Cache-Status. */
+void cache_begin_fill(struct stream *st, struct http_response *rs);
+void cache_fill_data(struct stream *st, const void *p, size_t n);
+void cache_fill_done(struct stream *st);
+/* The origin failed: serves the stale object when stale-if-error allows. */
+bool cache_serve_stale_on_error(struct stream *st);
+void cache_stream_end(struct stream *st);
+/* cache_refresh.c: a background request that refreshes o (claim held by
+ * the caller and handed over). 0, or -1 when it could not start. */
+int cache_refresh_start(struct stream *st, struct cache_obj *o);
 
 /* relay.c */
 void relay_init(struct relay *r, enum relay_in in, enum relay_out out, uint64_t length);

@@ -73,6 +73,16 @@ static bool is_hop_by_hop(struct str n)
     return false;
 }
 
+bool fwd_rule_overrides(const struct header_rules *hr, struct str name)
+{
+    for (size_t i = 0; hr && i < hr->n; i++) {
+        const struct header_rule *r = &hr->rules[i];
+        if (r->op != HDR_ADD && str_eq_ci(str_make(r->name, r->name_len), name))
+            return true;
+    }
+    return false;
+}
+
 static bool rule_overrides(const struct header_rules *hr, struct str name)
 {
     for (size_t i = 0; i < hr->n; i++) {
@@ -244,6 +254,13 @@ struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg)
 
 /* ---- upstream request head ---- */
 
+static bool is_conditional(struct str n)
+{
+    return str_eq_lit_ci(n, "if-none-match") || str_eq_lit_ci(n, "if-modified-since") ||
+           str_eq_lit_ci(n, "if-match") || str_eq_lit_ci(n, "if-unmodified-since") ||
+           str_eq_lit_ci(n, "if-range") || str_eq_lit_ci(n, "range");
+}
+
 static bool is_forwarding_header(struct str n)
 {
     return str_eq_lit_ci(n, "x-forwarded-for") || str_eq_lit_ci(n, "x-forwarded-proto") ||
@@ -291,6 +308,7 @@ int fwd_request_head(struct stream *st)
         return -1;
 
     bool have_host = false, cookies_done = false;
+    bool fetching = cache_fetching(st);
     for (unsigned i = 0; i < rq->n_headers; i++) {
         const struct http_header *h = &rq->headers[i];
         if (is_hop_by_hop(h->name) || is_conn_token(&rq->framing, h->name) ||
@@ -318,6 +336,8 @@ int fwd_request_head(struct stream *st)
         }
         if (str_eq_lit_ci(h->name, "expect"))
             continue; /* 100-continue is answered by portico itself */
+        if (fetching && is_conditional(h->name))
+            continue; /* the cache fetches the whole object for itself */
         if (rule_overrides(&rt->req_headers, h->name))
             continue;
         if (str_eq_lit_ci(h->name, "host")) {
@@ -392,6 +412,12 @@ int fwd_request_head(struct stream *st)
     }
     if (put_rules(st, out, &rt->req_headers) < 0)
         return -1;
+    if (fetching) {
+        char v[1024];
+        size_t n = cache_validators(st, v, sizeof(v));
+        if (n && put(out, v, n) < 0)
+            return -1;
+    }
     return put(out, "\r\n", 2);
 }
 

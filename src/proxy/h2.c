@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/common.h"
+#include "filters/cache_store.h"
 #include "log/errlog.h"
 #include "net/tls.h"
 #include "proxy/engine.h"
@@ -230,13 +231,18 @@ static ssize_t data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *dst, size_
         n = MIN(length, buf_len(st->resp_out));
         memcpy(dst, buf_rptr(st->resp_out), n);
         buf_consume(st->resp_out, n);
+    } else if (st->hit) {
+        n = MIN(length, (size_t)(st->hit_end - st->hit_off));
+        memcpy(dst, st->hit->body + st->hit_off, n);
+        st->hit_off += n;
     } else if (st->resp_body.raw_pending) {
         n = MIN(length, (size_t)st->resp_body.raw_pending);
         memcpy(dst, buf_rptr(st->up->rbuf), n);
         buf_consume(st->up->rbuf, n);
         st->resp_body.raw_pending -= (uint32_t)n;
     }
-    bool pending = (st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending;
+    bool pending = (st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending ||
+                   (st->hit && st->hit_off < st->hit_end);
     bool done = st->finishing || st->resp_body.done;
     if (n == 0 && !(done && !pending)) {
         st->h2_deferred = true;
@@ -318,8 +324,12 @@ static int nv_add(struct nvbuf *b, const char *name, size_t nl, const char *valu
     return 0;
 }
 
-/* Adds "Name: value\r\n" lines (as written by the header-rule expander). */
-static int nv_add_lines(struct nvbuf *b, const char *p, size_t len)
+static bool rules_override(const struct header_rules *hr, struct str name);
+
+/* Adds "Name: value\r\n" lines (as written by the header-rule expander);
+ * with `rules`, lines those rules replace are skipped. */
+static int nv_add_lines_except(struct nvbuf *b, const char *p, size_t len,
+                               const struct header_rules *rules)
 {
     while (len) {
         const char *eol = memchr(p, '\n', len);
@@ -328,7 +338,7 @@ static int nv_add_lines(struct nvbuf *b, const char *p, size_t len)
         while (tl && (p[tl - 1] == '\n' || p[tl - 1] == '\r'))
             tl--;
         const char *colon = memchr(p, ':', tl);
-        if (colon) {
+        if (colon && !rules_override(rules, str_make(p, (size_t)(colon - p)))) {
             struct str v = str_trim_ows(str_make(colon + 1, tl - (size_t)(colon - p) - 1));
             if (nv_add(b, p, (size_t)(colon - p), v.p, v.len) < 0)
                 return -1;
@@ -337,6 +347,11 @@ static int nv_add_lines(struct nvbuf *b, const char *p, size_t len)
         len -= ll;
     }
     return 0;
+}
+
+static int nv_add_lines(struct nvbuf *b, const char *p, size_t len)
+{
+    return nv_add_lines_except(b, p, len, NULL);
 }
 
 static bool h2_forbidden(struct str n)
@@ -356,10 +371,12 @@ static bool rules_override(const struct header_rules *hr, struct str name)
     return false;
 }
 
-static int submit(struct stream *st, struct nvbuf *b, bool has_body)
+/* `rules`: the route's response header rules apply (proxied and cached
+ * responses always; local ones as stream_respond decides for HTTP/1.1). */
+static int submit(struct stream *st, struct nvbuf *b, bool has_body, bool rules)
 {
     struct h2conn *h = st->cl->h2;
-    if (st->route && st->route->resp_headers.n && st->status < 500) {
+    if (rules && st->route && st->route->resp_headers.n) {
         struct buf *tmp = buf_get(BUF_STD_SIZE);
         if (fwd_response_rules(st, tmp) == 0)
             nv_add_lines(b, buf_rptr(tmp), buf_len(tmp));
@@ -433,7 +450,22 @@ int h2_submit_head(struct stream *st, const struct http_response *rs)
         relay_init(&st->resp_body, RIN_EOF, ROUT_RAW, 0);
         st->up_reusable = false;
     }
-    return submit(st, nb, !no_body);
+    return submit(st, nb, !no_body, true);
+}
+
+int h2_submit_cached(struct stream *st, int status, const char *lines, size_t len,
+                     const char *extra, size_t extra_len, bool has_body)
+{
+    struct nvbuf *nb = nvbuf_get();
+    nb->n = nb->used = 0;
+    char sb[4];
+    snprintf(sb, sizeof(sb), "%03d", status);
+    nv_add(nb, ":status", 7, sb, 3);
+    const struct header_rules *rules = st->route ? &st->route->resp_headers : NULL;
+    if (nv_add_lines_except(nb, lines, len, rules) < 0 || nv_add_lines(nb, extra, extra_len) < 0)
+        return -1;
+    st->status = status;
+    return submit(st, nb, has_body, true);
 }
 
 void h2_submit_local(struct stream *st, int status, const char *ctype, const char *body,
@@ -462,7 +494,7 @@ void h2_submit_local(struct stream *st, int status, const char *ctype, const cha
         buf_append(st->resp_out, body, body_len);
     }
     st->status = status;
-    if (submit(st, nb, has_body) < 0)
+    if (submit(st, nb, has_body, status < 500 && status != 408) < 0)
         nghttp2_submit_rst_stream(st->cl->h2->ng, NGHTTP2_FLAG_NONE, st->h2_id,
                                   NGHTTP2_INTERNAL_ERROR);
 }

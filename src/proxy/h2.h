@@ -22,6 +22,11 @@ int h2_run(struct client *cl);
 void h2_stream_kick(struct stream *st);
 /* Called by stream.c instead of the HTTP/1.1 edges. */
 int h2_submit_head(struct stream *st, const struct http_response *rs);
+/* Response head of a cached object: stored header lines (those the route's
+ * rules replace are skipped) plus `extra` lines (length, Age, Cache-Status,
+ * request id). The body comes from st->hit. 0 or -1. */
+int h2_submit_cached(struct stream *st, int status, const char *lines, size_t len,
+                     const char *extra, size_t extra_len, bool has_body);
 void h2_submit_local(struct stream *st, int status, const char *ctype, const char *body,
                      size_t body_len, const char *extra, size_t extra_len);
 /* Pushes pending response bytes of st into DATA frames. PUMP_ value. */

@@ -24,6 +24,8 @@ struct access_log;
 struct h2conn; /* proxy/h2.c: the HTTP/2 session of a client connection */
 struct metrics_worker; /* log/metrics.h */
 struct metrics_ids;
+struct zenc;      /* filters/compress.h */
+struct cache_obj; /* filters/cache_store.h */
 
 /* ---- worker ---- */
 
@@ -88,6 +90,9 @@ struct worker {
     struct timer tick;
     struct access_log *alog;
     struct metrics_worker *metrics; /* log/metrics.h: written by this worker only */
+    /* Requests waiting for another request's cache fill (cache_glue.c). */
+    struct stream *cache_waiters;
+    struct timer cache_wait_timer;
     atomic_bool exited;
 };
 
@@ -102,11 +107,16 @@ void worker_post(struct worker *w, unsigned msg);
  * worker switches between events; w->applied_gen grows when it did. */
 void worker_post_conf(struct worker *w, struct conf *c, int *listen_fds);
 void worker_join_free(struct worker *w);
+/* Opens the shared cache store once a config has a cached route (memory
+ * size and disk tier from that config; later reloads keep the store). -1
+ * with a message on failure. engine_cache_free closes it at exit. */
+int engine_cache_setup(const struct conf *c, char *err, size_t errlen);
+void engine_cache_free(void);
 
 /* ---- relay: one body direction ---- */
 
 enum relay_in { RIN_NONE = 0, RIN_LENGTH, RIN_CHUNKED, RIN_EOF };
-enum relay_out { ROUT_RAW = 0, ROUT_CHUNK, ROUT_DECHUNK };
+enum relay_out { ROUT_RAW = 0, ROUT_CHUNK, ROUT_DECHUNK, ROUT_FILTER /* body_filter.c */ };
 
 struct relay {
     uint8_t in;  /* enum relay_in: how the source frames the body */
@@ -152,6 +162,10 @@ struct client {
     uint16_t m_lid;  /* metrics: listener id, */
     uint8_t m_proto; /* protocol counted (enum metrics_proto), */
     bool m_counted;  /* and whether the open connection is counted */
+    /* An internal connection (cache_refresh.c): no socket; its one request
+     * refreshes refresh_obj, whose fill claim it inherited. */
+    bool refresh;
+    struct cache_obj *refresh_obj;
 };
 
 /* ---- upstream connection ---- */
@@ -254,6 +268,34 @@ struct stream {
     char *h2_trailers;  /* request trailer lines for the chunked upstream body */
     size_t h2_trailers_len;
     struct stream *h2_next_run;
+
+    /* Response body filter (body_filter.c): compression and the cache tee.
+     * Active when resp_body.out == ROUT_FILTER. */
+    struct zenc *zenc;
+    struct buf *bf_stage; /* dechunked body bytes waiting for the encoder */
+    bool bf_chunk;        /* frame the output as chunks (HTTP/1.1 client) */
+    bool bf_in_done;      /* the source body is complete */
+    uint8_t zalg;         /* enum zalg applied (ZALG_IDENTITY = none) */
+    uint64_t z_in, z_out;
+
+    /* Cache (cache_glue.c) */
+    uint8_t cache_status;    /* enum cache_result: Cache-Status and the log */
+    bool cache_claimed;      /* holds the fill claim of cache_key */
+    bool cache_reval;        /* the upstream request revalidates `stale` */
+    bool cache_nostore;      /* the request must not be answered from or stored in the cache */
+    char *cache_key;         /* primary key (malloc'd) */
+    char *cache_ckey;        /* the key whose fill claim is held (malloc'd) */
+    size_t cache_ckey_len;
+    size_t cache_key_len;
+    char *cache_vkey;        /* key of the variant (primary + '\n' + values) or NULL */
+    size_t cache_vkey_len;
+    struct cache_obj *fill;  /* being filled from this response */
+    struct cache_obj *hit;   /* being served from the cache (zero copy) */
+    uint64_t hit_off, hit_end;
+    struct cache_obj *stale; /* stored object under revalidation / for stale-if-error */
+    int64_t cache_req_time;  /* wall seconds when the request went to the origin */
+    struct stream *cw_next, *cw_prev; /* worker.cache_waiters */
+    uint64_t cw_until;       /* monotonic ms: stop waiting for another fill */
 };
 
 #endif

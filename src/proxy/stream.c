@@ -12,6 +12,7 @@
 #include "http/h1_parse.h"
 #include "lb/balancer.h"
 #include "net/sock.h"
+#include "filters/cache_store.h"
 #include "proxy/engine.h"
 #include "proxy/h2.h"
 #include "proxy/router.h"
@@ -58,6 +59,8 @@ void stream_put(struct stream *st)
     st->h2_in = NULL;
     relay_free(&st->req_body);
     relay_free(&st->resp_body);
+    bf_end(st);
+    cache_stream_end(st);
     free(st->h2_trailers);
     st->h2_trailers = NULL;
     if (st->head_cap > 64 * 1024) {
@@ -144,6 +147,8 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
 
 void stream_error(struct stream *st, int status)
 {
+    if (st->stale && status >= 500 && cache_serve_stale_on_error(st))
+        return;
     char body[64];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, http_status_text(status));
     stream_respond(st, status, NULL, body, (size_t)n, NULL, 0);
@@ -152,6 +157,18 @@ void stream_error(struct stream *st, int status)
 /* ---- start ---- */
 
 static int start_proxy(struct stream *st)
+{
+    if (st->route->cache) {
+        int r = cache_request(st);
+        if (r == CG_DONE)
+            return STEP_AGAIN;
+        if (r == CG_WAIT)
+            return STEP_WAIT;
+    }
+    return stream_proxy_go(st);
+}
+
+int stream_proxy_go(struct stream *st)
 {
     const struct http_request *rq = &st->req;
     st->req_head = buf_get(rq->head_len + 2048 <= BUF_STD_SIZE ? BUF_STD_SIZE
@@ -305,6 +322,8 @@ static int flush_client(struct stream *st)
     struct buf *out = st->resp_out;
     size_t olen = out ? buf_len(out) : 0;
     size_t raw = st->resp_body.raw_pending;
+    if (st->hit)
+        raw = (size_t)(st->hit_end - st->hit_off); /* body straight from the cached object */
     if (!olen && !raw)
         return PUMP_IDLE;
     if (!cl->can_write)
@@ -313,7 +332,9 @@ static int flush_client(struct stream *st)
     int n = 0;
     if (olen)
         iov[n++] = (struct iovec){buf_rptr(out), olen};
-    if (raw)
+    if (raw && st->hit)
+        iov[n++] = (struct iovec){st->hit->body + st->hit_off, raw};
+    else if (raw)
         iov[n++] = (struct iovec){buf_rptr(st->up->rbuf), raw};
     ssize_t w = xport_writev(&cl->x, iov, n);
     if (w == IO_AGAIN) {
@@ -335,7 +356,9 @@ static int flush_client(struct stream *st)
         buf_consume(out, a);
         k -= a;
     }
-    if (k) {
+    if (k && st->hit) {
+        st->hit_off += k;
+    } else if (k) {
         buf_consume(st->up->rbuf, k);
         st->resp_body.raw_pending -= (uint32_t)k;
     }
@@ -487,6 +510,24 @@ static int pump_request(struct stream *st)
     }
 }
 
+/* A response head rewritten by the filters; the message is large, so one
+ * per thread rather than on the stack of every pump. */
+static __thread struct http_response *filter_rs;
+static __thread char filter_values[4096];
+
+static struct http_response *filter_scratch(void)
+{
+    if (!filter_rs)
+        filter_rs = xmalloc(sizeof(*filter_rs));
+    return filter_rs;
+}
+
+void stream_thread_exit(void)
+{
+    free(filter_rs);
+    filter_rs = NULL;
+}
+
 static int parse_response_head(struct stream *st)
 {
     struct upconn *up = st->up;
@@ -520,15 +561,31 @@ static int parse_response_head(struct stream *st)
         if (upstream_retry_on_status(st, rs.status))
             return PUMP_STOP;
         st->up_end_us = clock_mono_us();
+        if (st->route && st->route->cache && cache_on_head(st, &rs, (size_t)n))
+            return PUMP_PROGRESS; /* answered from the cache (304, stale-if-error) */
         ensure_resp_out(st, (size_t)n + 2048);
         if (st->resp_out && buf_len(st->resp_out) && st->expect_sent) {
             /* An unsent 100-continue is pointless now that the answer is here. */
             st->resp_out->head = st->resp_out->tail = 0;
         }
-        if ((st->cl->h2 ? h2_submit_head(st, &rs) : fwd_response_head(st, &rs)) < 0) {
+        const struct http_response *use = &rs;
+        struct http_response *alt = NULL;
+        bool up_reusable = !(rs.framing.conn_close ||
+                             (rs.version == 10 && !rs.framing.conn_keep_alive));
+        if (st->route && (st->route->compress || st->route->cache) && rs.status != 101) {
+            alt = filter_scratch();
+            if (!bf_plan(st, &rs, alt, filter_values, sizeof(filter_values)))
+                *alt = rs;
+            if (st->route->cache && g_cache_store)
+                cache_begin_fill(st, alt);
+            use = alt;
+        }
+        if ((st->cl->h2 ? h2_submit_head(st, use) : fwd_response_head(st, use)) < 0) {
             upstream_failed(st, UPF_BAD_RESPONSE);
             return PUMP_STOP;
         }
+        if (alt && (st->zalg != ZALG_IDENTITY || st->fill))
+            bf_setup(st, &rs, up_reusable);
         buf_consume(up->rbuf, (size_t)n);
         st->resp_head_done = true;
         st->resp_started = true;
@@ -540,6 +597,13 @@ static int parse_response_head(struct stream *st)
     }
 }
 
+static inline int take_body(struct stream *st, struct buf *src)
+{
+    if (st->resp_body.out == ROUT_FILTER)
+        return bf_take(st, src, st->resp_out);
+    return relay_take(&st->resp_body, src, st->resp_out);
+}
+
 /* Response direction: head and body from the upstream to the client. */
 static int pump_response(struct stream *st)
 {
@@ -549,8 +613,8 @@ static int pump_response(struct stream *st)
         /* Take body bytes already read before flushing, so that the head and
          * the first body bytes leave in one writev. */
         if (st->resp_head_done && !st->resp_body.done && !st->resp_body.raw_pending && up &&
-            up->rbuf && buf_len(up->rbuf) && !st->finishing) {
-            if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0)
+            up->rbuf && (buf_len(up->rbuf) || bf_pending(st)) && !st->finishing) {
+            if (take_body(st, up->rbuf) < 0)
                 return stream_abort(st), PUMP_STOP;
         }
         /* The server's part is over once its body is in: free its slot
@@ -565,7 +629,8 @@ static int pump_response(struct stream *st)
             progress = PUMP_PROGRESS;
             continue;
         }
-        if ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending)
+        if ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending ||
+            (st->hit && st->hit_off < st->hit_end))
             return progress; /* the client is not writable */
         if (st->finishing || (st->resp_head_done && st->resp_body.done))
             return PUMP_FINISH;
@@ -579,8 +644,8 @@ static int pump_response(struct stream *st)
                 progress = PUMP_PROGRESS;
                 continue;
             }
-        } else if (up->rbuf && buf_len(up->rbuf)) {
-            if (relay_take(&st->resp_body, up->rbuf, st->resp_out) < 0) {
+        } else if (up->rbuf && (buf_len(up->rbuf) || bf_pending(st))) {
+            if (take_body(st, up->rbuf) < 0) {
                 /* Bad framing mid-body: the client must not see it complete. */
                 return stream_abort(st), PUMP_STOP;
             }
@@ -603,7 +668,9 @@ static int pump_response(struct stream *st)
                     upstream_failed(st, UPF_EOF_BEFORE_HEAD);
                 return PUMP_STOP;
             }
-            if (n == IO_EOF && relay_eof(&st->resp_body, st->resp_out) == 0) {
+            if (n == IO_EOF && (st->resp_body.out == ROUT_FILTER
+                                    ? bf_eof(st, up->rbuf, st->resp_out)
+                                    : relay_eof(&st->resp_body, st->resp_out)) == 0) {
                 st->up_reusable = false;
                 progress = PUMP_PROGRESS;
                 continue;

@@ -16,6 +16,7 @@
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "log/metrics.h"
+#include "filters/compress.h"
 #include "proxy/engine.h"
 #include "proxy/h2.h"
 #include "proxy/router.h"
@@ -294,6 +295,8 @@ static void *worker_main(void *arg)
     }
     router_scratch_free(w->rscratch);
     h2_thread_exit();
+    stream_thread_exit();
+    zenc_thread_exit();
     buf_cache_drain();
     atomic_store(&w->exited, true);
     return NULL;

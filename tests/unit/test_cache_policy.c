@@ -385,12 +385,14 @@ Test(cache_policy, storable_status)
         cr_assert_eq(storable(false, 0), CACHE_OK, "status %d with a default ttl", understood[i]);
         cr_assert_eq(storable(false, -1), CACHE_NO_LIFETIME, "status %d without", understood[i]);
     }
-    /* other statuses need explicit freshness */
+    /* other statuses need explicit freshness or a configured TTL for them
+     * (`valid: {403: 10m}`, like nginx's proxy_cache_valid) */
     static const int other[] = {201, 202, 302, 303, 307, 400, 403, 500, 502, 503};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
         req(HTTP_M_GET);
         resp(other[i]);
-        cr_assert_eq(storable(false, 3600), CACHE_NO_STATUS, "status %d", other[i]);
+        cr_assert_eq(storable(false, -1), CACHE_NO_STATUS, "status %d", other[i]);
+        cr_assert_eq(storable(false, 3600), CACHE_OK, "status %d with a ttl", other[i]);
         RSH("Cache-Control", "max-age=10");
         cr_assert_eq(storable(false, -1), CACHE_OK, "status %d + max-age", other[i]);
         resp(other[i]);
