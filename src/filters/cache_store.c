@@ -1326,6 +1326,21 @@ struct cache_obj *cache_lookup(struct cache_store *cs, const char *key, size_t k
 
 int cache_insert(struct cache_store *cs, struct cache_obj *o)
 {
+    /* A body built from a size hint (or by doubling) may hold much more room
+     * than bytes, and the charge counts the room: give it back while the
+     * object is still the caller's alone (refs 1: nobody else can be reading
+     * body), before the lock. */
+    if (o->body_cap > o->body_len + o->body_len / 16 + 256 &&
+        atomic_load(&o->refs) == 1) {
+        if (o->body_len) {
+            o->body = xrealloc(o->body, o->body_len);
+        } else {
+            free(o->body);
+            o->body = NULL;
+        }
+        o->body_cap = o->body_len;
+        o->charge = obj_charge(o);
+    }
     if (o->charge > cs->max_obj)
         return -1;
     uint64_t hash = key_hash(o->key, o->key_len);

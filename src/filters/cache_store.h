@@ -100,7 +100,9 @@ struct cache_obj *cache_lookup(struct cache_store *cs, const char *key, size_t k
  * any object with that key, evicting least recently used objects to fit, and
  * queueing a disk write when there is a disk tier. An object larger than an
  * eighth of the memory limit is refused (returns -1). Eviction is per shard
- * of the key space: the least recently used object of the key's shard goes. */
+ * of the key space: the least recently used object of the key's shard goes.
+ * When the caller holds the only reference, the body's unused capacity is
+ * released first (body may move), so the charge is what the object holds. */
 int cache_insert(struct cache_store *cs, struct cache_obj *o);
 /* Removes key (memory and disk). Returns true when something was removed. */
 bool cache_remove(struct cache_store *cs, const char *key, size_t key_len);

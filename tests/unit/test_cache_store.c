@@ -385,6 +385,35 @@ Test(cache_store, append_respects_max)
     cache_obj_put(o);
 }
 
+Test(cache_store, insert_releases_unused_room)
+{
+    struct cache_store *cs = mem_store(4 * MIB);
+    struct cache_obj *o = cache_obj_new("k", 1, NULL, NULL, 0, 16384);
+    cr_assert_eq(cache_obj_append(o, "hello", 5, 100), 0);
+    size_t before = o->charge;
+    cr_assert_eq(cache_insert(cs, o), 0);
+    cr_assert_eq(o->body_cap, 5);
+    cr_assert_eq(o->charge, before - 16379);
+    cr_assert_eq(STAT(cs, mem_bytes), o->charge);
+    cr_assert_eq(memcmp(o->body, "hello", 5), 0);
+    cache_obj_put(o);
+    /* Refused while large, accepted once trimmed: the limit is on the bytes. */
+    struct cache_store *small = mem_store(256 * KIB);
+    o = cache_obj_new("k", 1, NULL, NULL, 0, 40000);
+    cr_assert_eq(cache_insert(small, o), 0);
+    cr_assert_eq(o->body_cap, 0);
+    /* Shared objects are left as they are. */
+    struct cache_obj *s = cache_obj_new("s", 1, NULL, NULL, 0, 8000);
+    cache_obj_ref(s);
+    cr_assert_eq(cache_insert(cs, s), 0);
+    cr_assert_eq(s->body_cap, 8000);
+    cache_obj_put(s);
+    cache_obj_put(s);
+    cache_obj_put(o);
+    cache_store_free(small);
+    cache_store_free(cs);
+}
+
 Test(cache_store, purge_exact_and_variants)
 {
     struct cache_store *cs = mem_store(4 * MIB);
