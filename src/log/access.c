@@ -111,6 +111,8 @@ void stream_log(struct stream *st)
     w += tl;
     w = json_lit(w, end, "\",\"request_id\":");
     w = json_str(w, end, str_make(st->req_id, st->req_id_len));
+    w = json_lit(w, end, ",\"trace_id\":");
+    w = st->trace_len ? json_str(w, end, str_make(st->trace + 3, 32)) : json_lit(w, end, "null");
     w = json_lit(w, end, ",\"client_ip\":");
     w = json_str(w, end, str_make(st->client_ip, st->client_ip_len));
     w = json_lit(w, end, ",\"method\":");

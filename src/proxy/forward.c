@@ -172,6 +172,60 @@ static void client_ip_from_xff(struct stream *st)
         set_client_ip(st, leftmost);
 }
 
+static bool lower_hex(const char *p, size_t n, bool *all_zero)
+{
+    *all_zero = true;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        *all_zero &= c == '0';
+    }
+    return true;
+}
+
+/* W3C Trace Context: "00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>"
+ * (later versions may append fields after the flags). */
+static bool traceparent_valid(struct str v)
+{
+    bool z;
+    if (v.len < 55 || v.p[2] != '-' || v.p[35] != '-' || v.p[52] != '-')
+        return false;
+    if (!lower_hex(v.p, 2, &z) || (v.p[0] == 'f' && v.p[1] == 'f'))
+        return false;
+    if (v.len > 55 && (v.p[0] == '0' && v.p[1] == '0'))
+        return false; /* version 00 has exactly four fields */
+    if (!lower_hex(v.p + 3, 32, &z) || z || !lower_hex(v.p + 36, 16, &z) || z)
+        return false;
+    return lower_hex(v.p + 53, 2, &z);
+}
+
+/* The trace id of the request for the log: taken from a valid traceparent,
+ * or, with `tracing: true`, a new trace started here (sent upstream in place
+ * of an invalid or missing one). */
+static void trace_prepare(struct stream *st)
+{
+    st->trace_len = 0;
+    st->trace_gen = false;
+    int i = http_header_find(st->req.headers, st->req.n_headers, STR_LIT("traceparent"), 0);
+    if (i >= 0 && http_header_find(st->req.headers, st->req.n_headers, STR_LIT("traceparent"),
+                                   i + 1) < 0 &&
+        traceparent_valid(st->req.headers[i].value)) {
+        memcpy(st->trace, st->req.headers[i].value.p, 55);
+        st->trace_len = 55;
+        return;
+    }
+    if (!st->conf->tracing)
+        return;
+    memcpy(st->trace, "00-", 3);
+    rand_hex(st->trace + 3, 16);
+    st->trace[35] = '-';
+    rand_hex(st->trace + 36, 8);
+    memcpy(st->trace + 52, "-01", 3);
+    st->trace_len = 55;
+    st->trace_gen = true;
+}
+
 void fwd_prepare(struct stream *st)
 {
     struct client *cl = st->cl;
@@ -199,6 +253,7 @@ void fwd_prepare(struct stream *st)
         rand_hex(st->req_id, 16);
         st->req_id_len = 32;
     }
+    trace_prepare(st);
 }
 
 struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg)
@@ -338,6 +393,8 @@ int fwd_request_head(struct stream *st)
             continue; /* 100-continue is answered by portico itself */
         if (fetching && is_conditional(h->name))
             continue; /* the cache fetches the whole object for itself */
+        if (st->trace_gen && str_eq_lit_ci(h->name, "traceparent"))
+            continue; /* invalid: replaced by the trace started here */
         if (rule_overrides(&rt->req_headers, h->name))
             continue;
         if (str_eq_lit_ci(h->name, "host")) {
@@ -411,6 +468,8 @@ int fwd_request_head(struct stream *st)
             return -1;
     }
     if (put_rules(st, out, &rt->req_headers) < 0)
+        return -1;
+    if (st->trace_gen && put_header(out, STR_LIT("traceparent"), str_make(st->trace, 55)) < 0)
         return -1;
     if (fetching) {
         char v[1024];

@@ -208,6 +208,9 @@ struct stream {
 
     char req_id[72];
     uint8_t req_id_len;
+    char trace[56];    /* W3C traceparent (version 00 form) or empty */
+    uint8_t trace_len;
+    bool trace_gen;    /* started here (tracing: true): sent upstream */
     char client_ip[48];
     uint8_t client_ip_len;
     bool peer_trusted;
