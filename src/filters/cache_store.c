@@ -16,8 +16,10 @@
  * this key" cannot overtake each other. The index is what lookups trust: an
  * entry is published when its file is complete (rename done), and removed at
  * once when the object is removed or purged (the file itself goes later, in
- * queue order). A queued or running write whose object was removed or
- * replaced in the meantime is cancelled. Reading a file happens on the
+ * queue order). A write whose object was removed or replaced in the
+ * meantime is cancelled: taken out of the queue (and freed, with its object
+ * reference) when still queued, flagged when already running, so the queue
+ * only ever holds live work. Reading a file happens on the
  * caller's thread without any lock (rename is atomic, so a reader sees an old
  * file or a new one, never half of one). */
 #include "filters/cache_store.h"
@@ -152,8 +154,9 @@ struct dent {
 enum job_type { JOB_WRITE, JOB_DELETE };
 
 struct job {
-    struct job *next;
+    struct job *prev, *next; /* the queue; after job_cancel: the canceller's free list */
     enum job_type type;
+    bool queued;           /* in the queue (d->mu); false once the writer took it */
     atomic_bool cancelled; /* set under the disk mutex, read by the writer */
     uint64_t hash;         /* JOB_WRITE */
     struct cache_obj *obj; /* JOB_WRITE: a reference */
@@ -173,7 +176,7 @@ struct disk {
     size_t mask, count;
     struct dent lru;
     struct job *qhead, *qtail;
-    size_t qwrites;
+    size_t qwrites; /* writes in the queue (cancelled ones leave it) */
     bool stop;
     pthread_t thread;
     bool started;
@@ -594,9 +597,12 @@ static struct dent *dent_add(struct disk *d, uint64_t hash, const char *key, siz
     return e;
 }
 
+static void job_cancel(struct disk *d, struct job *j, struct job **freelist);
+
 /* Takes e out of the index (its file, if any, stops counting) and cancels
- * its pending write. The caller frees e, and arranges for the file to go. */
-static void dent_unlink(struct cache_store *cs, struct dent *e)
+ * its pending write (a job still queued goes on *freelist). The caller frees
+ * e and the jobs after the unlock, and arranges for the file to go. */
+static void dent_unlink(struct cache_store *cs, struct dent *e, struct job **freelist)
 {
     struct disk *d = cs->disk;
     struct dent **pp = &d->buckets[e->hash & d->mask];
@@ -610,8 +616,10 @@ static void dent_unlink(struct cache_store *cs, struct dent *e)
         atomic_fetch_sub(&cs->st.disk_bytes, e->size);
         atomic_fetch_sub(&cs->st.disk_objects, 1);
     }
-    if (e->job)
-        atomic_store(&e->job->cancelled, true);
+    if (e->job) {
+        BUG_ON(!freelist);
+        job_cancel(d, e->job, freelist);
+    }
     e->job = NULL;
 }
 
@@ -625,14 +633,46 @@ static void dent_free(struct dent *e)
 static void queue_job(struct disk *d, struct job *j)
 {
     j->next = NULL;
+    j->prev = d->qtail;
     if (d->qtail)
         d->qtail->next = j;
     else
         d->qhead = j;
     d->qtail = j;
+    j->queued = true;
     if (j->type == JOB_WRITE)
         d->qwrites++;
     pthread_cond_signal(&d->cv);
+}
+
+/* Takes j out of the queue (d->mu held). */
+static void unqueue_job(struct disk *d, struct job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        d->qhead = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        d->qtail = j->prev;
+    j->prev = j->next = NULL;
+    j->queued = false;
+    if (j->type == JOB_WRITE)
+        d->qwrites--;
+}
+
+/* Cancels a write (d->mu held). A queued one leaves the queue for *freelist
+ * (freed by the caller after the unlock: it holds an object reference); a
+ * running one is only flagged, and the writer frees it. */
+static void job_cancel(struct disk *d, struct job *j, struct job **freelist)
+{
+    atomic_store(&j->cancelled, true);
+    if (j->queued) {
+        unqueue_job(d, j);
+        j->next = *freelist;
+        *freelist = j;
+    }
 }
 
 static struct job *delete_job(uint64_t *hashes, size_t n)
@@ -650,6 +690,15 @@ static void job_free(struct job *j)
         cache_obj_put(j->obj);
     free(j->hashes);
     free(j);
+}
+
+static void free_jobs(struct job *list)
+{
+    while (list) {
+        struct job *next = list->next;
+        job_free(list);
+        list = next;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -681,7 +730,7 @@ static uint64_t *disk_evict_collect(struct cache_store *cs, size_t *n_out)
                 out = xrealloc(out, cap * sizeof(*out));
             }
             out[n++] = e->hash;
-            dent_unlink(cs, e);
+            dent_unlink(cs, e, NULL); /* no job: nothing to cancel */
             dent_free(e);
             atomic_fetch_add(&cs->st.evictions, 1);
         }
@@ -775,7 +824,7 @@ static void run_write(struct cache_store *cs, struct job *j)
              * served after the memory copy is gone. */
             drop_stale = true;
             stale = e->hash;
-            dent_unlink(cs, e);
+            dent_unlink(cs, e, NULL); /* its job was this one, detached above */
             dent_free(e);
         }
     }
@@ -798,11 +847,7 @@ static void *writer_main(void *arg)
         struct job *j = d->qhead;
         if (!j)
             break; /* stopping and drained */
-        d->qhead = j->next;
-        if (!d->qhead)
-            d->qtail = NULL;
-        if (j->type == JOB_WRITE)
-            d->qwrites--;
+        unqueue_job(d, j);
         pthread_mutex_unlock(&d->mu);
         if (j->type == JOB_WRITE) {
             run_write(cs, j);
@@ -832,7 +877,7 @@ static void disk_queue_write(struct cache_store *cs, uint64_t hash, struct cache
     j->hash = hash;
     cache_obj_ref(o);
     j->obj = o;
-    struct job *del = NULL;
+    struct job *del = NULL, *cancelled = NULL;
     struct dent *old = NULL;
     char *old_key = NULL;
 
@@ -842,7 +887,7 @@ static void disk_queue_write(struct cache_store *cs, uint64_t hash, struct cache
         dropped = storable;
         if (e) {
             bool had_file = e->size || e->job;
-            dent_unlink(cs, e);
+            dent_unlink(cs, e, &cancelled);
             old = e;
             if (had_file) {
                 uint64_t *h = xmalloc(sizeof(*h));
@@ -855,8 +900,8 @@ static void disk_queue_write(struct cache_store *cs, uint64_t hash, struct cache
         if (!e) {
             e = dent_add(d, hash, o->key, o->key_len);
         } else {
-            if (e->job)
-                atomic_store(&e->job->cancelled, true);
+            if (e->job) /* superseded */
+                job_cancel(d, e->job, &cancelled);
             if (!key_eq(e->key, e->key_len, o->key, o->key_len)) {
                 /* A hash collision: the newer key takes the name. */
                 old_key = e->key;
@@ -876,6 +921,7 @@ static void disk_queue_write(struct cache_store *cs, uint64_t hash, struct cache
         dent_free(old);
     if (j)
         job_free(j);
+    free_jobs(cancelled);
     if (dropped)
         disk_error(cs, DERR_QUEUE, "disk writer queue full (%u writes pending): writes dropped",
                    DISK_QUEUE_MAX);
@@ -949,7 +995,7 @@ static void disk_drop(struct cache_store *cs, uint64_t hash, const char *key, si
     pthread_mutex_lock(&d->mu);
     e = dent_find(d, hash);
     if (e && !e->job && key_eq(e->key, e->key_len, key, len)) {
-        dent_unlink(cs, e);
+        dent_unlink(cs, e, NULL); /* no job: nothing to cancel */
         uint64_t *h = xmalloc(sizeof(*h));
         *h = hash;
         queue_job(d, delete_job(h, 1));
@@ -1382,10 +1428,11 @@ bool cache_remove(struct cache_store *cs, const char *key, size_t key_len)
     if (cs->disk) {
         struct disk *d = cs->disk;
         struct dent *e;
+        struct job *cancelled = NULL;
         pthread_mutex_lock(&d->mu);
         e = dent_find(d, hash);
         if (e && key_eq(e->key, e->key_len, key, key_len)) {
-            dent_unlink(cs, e);
+            dent_unlink(cs, e, &cancelled);
             uint64_t *h = xmalloc(sizeof(*h));
             *h = hash;
             queue_job(d, delete_job(h, 1));
@@ -1396,6 +1443,7 @@ bool cache_remove(struct cache_store *cs, const char *key, size_t key_len)
         pthread_mutex_unlock(&d->mu);
         if (e)
             dent_free(e);
+        free_jobs(cancelled);
     }
     atomic_fetch_add(&cs->rm_gen, 1);
     struct shard *sh = shard_of(cs, hash);
@@ -1445,6 +1493,7 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
 {
     struct purge_match m = {key, len, exact};
     struct gone *disk_gone = NULL;
+    struct job *cancelled = NULL;
     size_t n_disk = 0, count = 0;
     if (cs->disk) {
         struct disk *d = cs->disk;
@@ -1458,7 +1507,7 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
                 cap = cap ? cap * 2 : 64;
                 disk_gone = xrealloc(disk_gone, cap * sizeof(*disk_gone));
             }
-            dent_unlink(cs, e);
+            dent_unlink(cs, e, &cancelled);
             disk_gone[n_disk].hash = e->hash;
             disk_gone[n_disk].e = e;
             n_disk++;
@@ -1470,6 +1519,7 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
             queue_job(d, delete_job(hs, n_disk));
         }
         pthread_mutex_unlock(&d->mu);
+        free_jobs(cancelled);
         if (n_disk > 1)
             qsort(disk_gone, n_disk, sizeof(*disk_gone), gone_cmp);
         count = n_disk;
