@@ -8,7 +8,7 @@
  * allocation, no free, no I/O (objects and nodes that leave a shard are
  * chained on a local list and released after the unlock). The disk mutex
  * covers the file index and the writer's queue; it is taken on memory misses,
- * inserts, removals and by the writer, and never held across a system call.
+ * inserts, removals and by the writer, and never held across file I/O.
  * The two are never held together.
  *
  * Disk tier ordering. After start-up only the writer thread creates, renames
