@@ -91,6 +91,7 @@ struct runtime {
     struct health_checker *checker;
     struct admin *admin;
     unsigned long reloads_ok, reloads_failed;
+    unsigned long generation; /* of the running config (conf.generation) */
 };
 
 static int **fds_copy(int **src, unsigned n_workers, size_t n)
@@ -123,28 +124,28 @@ static const struct conf_listener *same_listener(const struct conf *c, const str
     return NULL;
 }
 
-/* SIGHUP: builds and validates the new snapshot off the request path, opens
- * the new listeners (kept ones keep their sockets), hands the snapshot to
- * every worker and waits until each switched. On any error nothing changes. */
-static void reload(struct runtime *rt)
+/* Loads the config file and builds its TLS contexts (reading certificates
+ * and keys): the new snapshot, or NULL with every error in errs. */
+static struct conf *load_file(const char *path, struct conf_errors *errs)
 {
-    struct conf_errors errs = {0};
-    struct conf *nc = conf_load_file(rt->path, &errs);
-    if (nc && tls_build_listeners(nc, rt->path, &errs) < 0) {
+    struct conf *nc = conf_load_file(path, errs);
+    if (nc && tls_build_listeners(nc, path, errs) < 0) {
         conf_unref(nc);
         nc = NULL;
     }
-    if (!nc) {
-        for (size_t i = 0; i < errs.n; i++)
-            log_error("reload: %s", errs.msgs[i]);
-        log_error("reload failed: the running config is unchanged");
-        conf_errors_free(&errs);
-        rt->reloads_failed++;
-        return;
-    }
-    conf_errors_free(&errs);
-    if (nc->workers != rt->conf->workers)
-        log_warn("reload: 'workers' changes need a restart (keeping %u)", rt->n_workers);
+    return nc;
+}
+
+/* Makes nc (validated, TLS contexts built; the caller keeps its reference)
+ * the running config, for SIGHUP and the admin API alike: opens the new
+ * listeners (kept ones keep their sockets), hands the snapshot to every
+ * worker and waits until each switched. Settings a reload cannot change
+ * keep their running values (one warning each in warns). Returns 0, or -1
+ * with the reason in errs, and then nothing changed. Main thread. */
+static int apply_conf(struct runtime *rt, struct conf *nc, struct conf_errors *errs,
+                      struct conf_errors *warns)
+{
+    conf_keep_restart_settings(nc, rt->conf, rt->n_workers, warns);
     server_states_carry_over(nc, rt->conf);
 
     int **nf = xcalloc(rt->n_workers, sizeof(int *));
@@ -162,7 +163,7 @@ static void reload(struct runtime *rt)
         for (unsigned w = 0; w < rt->n_workers; w++) {
             int fd = sock_listen(&nc->listeners[i].addr, LISTEN_BACKLOG);
             if (fd < 0) {
-                log_error("reload: listen %s: %s", nc->listeners[i].listen, strerror(-fd));
+                conf_errors_add(errs, "listen %s: %s", nc->listeners[i].listen, strerror(-fd));
                 ok = false;
                 for (unsigned k = 0; k < w; k++)
                     close(nf[k][i]);
@@ -173,8 +174,9 @@ static void reload(struct runtime *rt)
         opened = i + 1;
     }
     if (!ok) {
-        /* Close what this reload opened; kept sockets stay with the workers. */
-        for (size_t i = 0; i < opened; i++) {
+        /* Close what this reload opened; kept sockets stay with the workers.
+         * The listener that failed (the last opened) closed its own. */
+        for (size_t i = 0; i + 1 < opened; i++) {
             size_t j;
             if (same_listener(rt->conf, &nc->listeners[i].addr, &j))
                 continue;
@@ -183,12 +185,10 @@ static void reload(struct runtime *rt)
                     close(nf[w][i]);
         }
         fds_free(nf, rt->n_workers);
-        conf_unref(nc);
-        log_error("reload failed: the running config is unchanged");
-        rt->reloads_failed++;
-        return;
+        return -1;
     }
 
+    nc->generation = ++rt->generation;
     unsigned *gen = xcalloc(rt->n_workers, sizeof(unsigned));
     for (unsigned w = 0; w < rt->n_workers; w++) {
         gen[w] = atomic_load(&rt->ws[w]->applied_gen);
@@ -212,12 +212,76 @@ static void reload(struct runtime *rt)
     rt->checker = health_start(nc);
     admin_set_conf(rt->admin, nc);
     errlog_set_level(nc->log.level);
+    conf_ref(nc);
     conf_unref(rt->conf);
     rt->conf = nc;
+    return 0;
+}
+
+/* Logs the outcome of a config change: errors and warnings prefixed with
+ * `who`, then "WHAT: 2 listeners, ..." (`what` says what happened, e.g.
+ * "reloaded FILE") or "reload failed: the running config is unchanged". */
+static void log_outcome(struct runtime *rt, int rc, const char *who, const char *what,
+                        const struct conf_errors *errs, const struct conf_errors *warns)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        log_error("%s: %s", who, errs->msgs[i]);
+    for (size_t i = 0; i < warns->n; i++)
+        log_warn("%s: %s", who, warns->msgs[i]);
+    if (rc < 0) {
+        log_error("reload failed: the running config is unchanged");
+        rt->reloads_failed++;
+        return;
+    }
     rt->reloads_ok++;
-    log_info("reloaded %s: %zu listener%s, %zu upstream%s, %zu route%s", rt->path,
+    const struct conf *nc = rt->conf;
+    log_info("%s: %zu listener%s, %zu upstream%s, %zu route%s (generation %lu)", what,
              nc->n_listeners, nc->n_listeners == 1 ? "" : "s", nc->n_upstreams,
-             nc->n_upstreams == 1 ? "" : "s", nc->n_routes, nc->n_routes == 1 ? "" : "s");
+             nc->n_upstreams == 1 ? "" : "s", nc->n_routes, nc->n_routes == 1 ? "" : "s",
+             nc->generation);
+}
+
+/* SIGHUP and POST /reload: re-reads the file and applies it. On any error
+ * nothing changes. Returns 0 or -1 (errs, warns: as for apply_conf). */
+static int reload(struct runtime *rt, const char *who, struct conf_errors *errs,
+                  struct conf_errors *warns)
+{
+    struct conf *nc = load_file(rt->path, errs);
+    int rc = nc ? apply_conf(rt, nc, errs, warns) : -1;
+    conf_unref(nc);
+    char what[4096];
+    snprintf(what, sizeof(what), "reloaded %s", rt->path);
+    log_outcome(rt, rc, who, what, errs, warns);
+    return rc;
+}
+
+/* Carries out one admin API change (admin.h: admin_op) and hands back its
+ * outcome. */
+static void admin_op_run(struct runtime *rt, struct admin_op *op, bool draining)
+{
+    if (draining) {
+        op->status = 503;
+    } else if (op->kind == ADMIN_OP_RELOAD) {
+        if (!rt->path) {
+            conf_errors_add(&op->errs, "quick mode has no config file to reload");
+            op->status = 409;
+        } else {
+            log_info("admin API: reloading %s", rt->path);
+            op->status = reload(rt, "reload", &op->errs, &op->warnings) == 0 ? 200 : 400;
+        }
+    } else if (op->base && op->base != rt->conf) {
+        /* An edit of a snapshot that a reload replaced meanwhile: applying it
+         * would undo that reload. The admin thread recomputes it. */
+        conf_errors_add(&op->errs, "the config changed meanwhile, try again");
+        op->status = 409;
+    } else {
+        int rc = apply_conf(rt, op->conf, &op->errs, &op->warnings);
+        log_outcome(rt, rc, "admin API", "applied a config from the admin API", &op->errs,
+                    &op->warnings);
+        op->status = rc == 0 ? 200 : 400;
+    }
+    op->generation = rt->conf->generation;
+    admin_op_done(op);
 }
 
 static bool all_exited(struct worker **ws, unsigned n)
@@ -314,6 +378,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGQUIT);
     sigaddset(&sigs, SIGUSR1);
     sigaddset(&sigs, SIGUSR2);
+    sigaddset(&sigs, admin_wake_signal());
     /* Blocked before threads start, so only this thread receives them. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
@@ -349,7 +414,8 @@ int main(int argc, char **argv)
     struct worker **ws = xcalloc(n_workers, sizeof(*ws));
     struct runtime rt = {.path = conf_path, .conf = conf, .ws = ws, .n_workers = n_workers,
                          .fds = fds_copy(fds, n_workers, conf->n_listeners),
-                         .checker = checker, .admin = admin};
+                         .checker = checker, .admin = admin, .generation = 1};
+    conf->generation = 1;
     for (unsigned i = 0; i < n_workers; i++) {
         ws[i] = worker_new(i, conf, fds[i]);
         if ((rc = worker_start(ws[i])) < 0) {
@@ -364,6 +430,7 @@ int main(int argc, char **argv)
     bool draining = false;
     uint64_t drain_deadline = 0;
     uint64_t next_ticket_rotation = clock_update() + TICKET_ROTATE_MS;
+    admin_ops_open();
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &ts);
@@ -392,13 +459,20 @@ int main(int argc, char **argv)
                                                         : "quick mode has no file to reload");
             else {
                 log_info("received SIGHUP: reloading %s", conf_path);
-                reload(&rt);
+                struct conf_errors rerrs = {0}, warns = {0};
+                reload(&rt, "reload", &rerrs, &warns);
+                conf_errors_free(&rerrs);
+                conf_errors_free(&warns);
             }
         } else if (sig == SIGUSR1) {
             log_info("received SIGUSR1: reopening logs");
             errlog_reopen();
             log_writer_reopen();
         }
+        /* Admin API changes (the wake signal says one waits; looking every
+         * turn also covers a signal merged with an earlier one). */
+        for (struct admin_op *op; (op = admin_op_take());)
+            admin_op_run(&rt, op, draining);
         if (draining) {
             if (all_exited(ws, n_workers))
                 break;

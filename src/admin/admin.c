@@ -6,6 +6,7 @@
  * stop picking it and close their idle pooled connections to it on their
  * next tick; in-flight requests finish. */
 #include "admin/admin.h"
+#include "admin/admin_config.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -36,8 +37,10 @@ struct admin_conn {
     struct timer timer;
     struct deferred dfr;
     struct admin *a;
-    char *rbuf; /* ADMIN_HEAD_MAX + ADMIN_BODY_MAX */
-    size_t rlen;
+    char *rbuf; /* rcap bytes: ADMIN_HEAD_MAX + ADMIN_BODY_MAX, more for PUT /config */
+    size_t rlen, rcap;
+    const char *body; /* the complete request's body (in rbuf) */
+    size_t body_len;
     char *out;
     size_t out_len, out_off;
     bool responding;
@@ -116,6 +119,32 @@ static void respond(struct admin_conn *c, int status, const char *extra, const c
     memcpy(c->out, head, (size_t)n);
     memcpy(c->out + n, body, body_len);
     c->out_len = (size_t)n + body_len;
+    c->out_off = 0;
+    c->responding = true;
+    shutdown(c->io.fd, SHUT_RD);
+    conn_flush(c);
+}
+
+/* Sends r (its body is freed here). HEAD gets the head only. */
+static void send_reply(struct admin_conn *c, const struct http_request *rq, struct admin_reply *r)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                     r->status, http_status_text(r->status),
+                     r->content_type ? r->content_type : "application/json", r->len,
+                     r->extra ? r->extra : "");
+    if (n < 0 || (size_t)n >= sizeof(head))
+        n = 0;
+    size_t blen = rq->method_id == HTTP_M_HEAD ? 0 : r->len;
+    c->out = xmalloc((size_t)n + blen + 1);
+    memcpy(c->out, head, (size_t)n);
+    if (blen)
+        memcpy(c->out + n, r->body, blen);
+    free(r->body);
+    r->body = NULL;
+    c->out_len = (size_t)n + blen;
     c->out_off = 0;
     c->responding = true;
     shutdown(c->io.fd, SHUT_RD);
@@ -220,6 +249,12 @@ static struct conf *admin_conf(struct admin *a)
     return c;
 }
 
+struct conf *admin_running_conf(struct admin *a)
+{
+    return admin_conf(a);
+}
+
+
 void admin_set_conf(struct admin *a, struct conf *c)
 {
     if (!a)
@@ -303,6 +338,11 @@ static void handle(struct admin_conn *c, const struct http_request *rq)
         handle_drain(c, seg, str_eq(seg[4], STR_LIT("drain")));
         return;
     }
+    struct admin_reply r;
+    if (admin_config_route(c->a, rq, c->body, c->body_len, &r)) {
+        send_reply(c, rq, &r);
+        return;
+    }
     respond_error(c, 404, NULL, "not found");
 }
 
@@ -326,15 +366,23 @@ static void conn_process(struct admin_conn *c, bool eof)
         return;
     }
     uint64_t cl = rq.framing.has_content_length ? rq.framing.content_length : 0;
-    if (cl > ADMIN_BODY_MAX) {
+    size_t max = admin_config_body_max(&rq);
+    if (cl > (max ? max : ADMIN_BODY_MAX)) {
         respond_error(c, 413, NULL, "request body too large");
         return;
     }
     if (c->rlen < (size_t)n + cl) {
-        if (eof)
+        if (eof) {
             conn_close(c);
+        } else if ((size_t)n + cl > c->rcap) {
+            /* A big body that is allowed: room for exactly this request. */
+            c->rcap = (size_t)n + cl;
+            c->rbuf = xrealloc(c->rbuf, c->rcap);
+        }
         return;
     }
+    c->body = c->rbuf + n;
+    c->body_len = (size_t)cl;
     handle(c, &rq);
 }
 
@@ -347,7 +395,7 @@ static void conn_io_cb(struct ev_io *io, uint32_t events)
         return;
     }
     for (;;) {
-        size_t cap = ADMIN_HEAD_MAX + ADMIN_BODY_MAX;
+        size_t cap = c->rcap;
         if (c->rlen == cap) {
             conn_process(c, true);
             if (!c->responding && !c->io.dead)
@@ -392,7 +440,8 @@ static void lsn_cb(struct ev_io *io, uint32_t events)
         c->a = a;
         c->io.fd = fd;
         c->io.cb = conn_io_cb;
-        c->rbuf = xmalloc(ADMIN_HEAD_MAX + ADMIN_BODY_MAX);
+        c->rcap = ADMIN_HEAD_MAX + ADMIN_BODY_MAX;
+        c->rbuf = xmalloc(c->rcap);
         timer_init(&c->timer, conn_timer_cb);
         if (loop_add(&a->loop, &c->io) < 0) {
             close(fd);
@@ -519,6 +568,7 @@ void admin_stop(struct admin *a)
 {
     if (!a)
         return;
+    admin_ops_close(); /* a call waiting for the main thread gets 503 */
     atomic_store(&a->stop, true);
     uint64_t one = 1;
     ssize_t r = write(a->wake.fd, &one, sizeof(one));

@@ -25,6 +25,43 @@ void admin_stop(struct admin *a);
  * thread; a NULL admin is ignored. */
 void admin_set_conf(struct admin *a, struct conf *c);
 
+/* The running snapshot, with a reference for the caller. Any thread. */
+struct conf *admin_running_conf(struct admin *a);
+
+/* ---- config changes asked through the API (admin_config.c) ----
+ * The admin thread validates a change, then hands it to the main thread,
+ * which alone swaps snapshots (as for SIGHUP), and waits for the outcome. */
+enum admin_op_kind {
+    ADMIN_OP_APPLY = 0, /* make `conf` the running config */
+    ADMIN_OP_RELOAD,    /* re-read the config file (POST /reload) */
+};
+struct admin_op {
+    enum admin_op_kind kind;
+    struct conf *conf;       /* APPLY: the validated snapshot (the op holds a reference) */
+    const struct conf *base; /* APPLY of an edit: the snapshot it was computed from
+                              * (applied only if that one still runs); NULL for PUT */
+    /* Outcome, set by the main thread before admin_op_done: */
+    int status;                  /* 200 applied; 400 refused (errs); 409 base no longer
+                                  * running, or nothing to reload (errs); 503 stopping */
+    struct conf_errors errs;     /* why not */
+    struct conf_errors warnings; /* applied, but e.g. 'workers' needs a restart */
+    unsigned long generation;    /* the running config's generation afterwards */
+    bool done;                   /* private to admin_config.c */
+};
+/* The signal the admin thread sends the main thread when an op waits (a
+ * real-time signal): main blocks it with the others before any thread
+ * starts and treats it as "call admin_op_take". */
+int admin_wake_signal(void);
+/* Main thread: ops are taken from now on (records the thread to signal). */
+void admin_ops_open(void);
+/* Stop taking ops; one waiting fails with 503, as do later ones (calls
+ * made before admin_ops_open wait for it). admin_stop calls it. */
+void admin_ops_close(void);
+/* Main thread: the op waiting, or NULL. */
+struct admin_op *admin_op_take(void);
+/* Main thread: op's outcome is set; wakes the admin thread. */
+void admin_op_done(struct admin_op *op);
+
 /* The /status document for snapshot c as a malloc'd NUL-terminated JSON
  * string (admin_status.c). `started_wall_ms` is the process start time.
  * Any thread; reads only atomics and the immutable snapshot. */

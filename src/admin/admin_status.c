@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "core/clock.h"
@@ -146,6 +147,7 @@ char *admin_status_json(const struct conf *c, uint64_t started_wall_ms, size_t *
     jb_str(&b, PORTICO_VERSION);
     jb_printf(&b, ",\"time\":");
     jb_time(&b, wall);
+    jb_printf(&b, ",\"pid\":%d,\"generation\":%lu", (int)getpid(), c->generation);
     jb_printf(&b, ",\"uptime_ms\":%llu,\"workers\":%u,\"listeners\":[",
               (unsigned long long)(wall > started_wall_ms ? wall - started_wall_ms : 0),
               c->workers);

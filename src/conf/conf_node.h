@@ -1,8 +1,9 @@
-/* conf_node.h - private to src/conf: the generic document tree (scalars,
- * sequences, mappings with source marks) that both the YAML loader and, later,
- * the admin API's JSON loader produce, and the error collector every stage of
- * loading writes to. The schema code (conf_build.c, conf_route.c) only ever
- * sees this tree, never libyaml. */
+/* conf_node.h - the generic document tree (scalars, sequences, mappings
+ * with source marks) that both the YAML loader and the JSON loader
+ * (conf_json.c) produce, and the error collector every stage of loading
+ * writes to. Private to src/conf, except that the admin API reads small
+ * request bodies (POST /cache/purge) with the JSON parser. The schema code
+ * (conf_build.c, conf_route.c) only ever sees this tree, never libyaml. */
 #ifndef PORTICO_CONF_CONF_NODE_H
 #define PORTICO_CONF_CONF_NODE_H
 
