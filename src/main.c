@@ -19,6 +19,7 @@
 #include "lb/health_check.h"
 #include "log/errlog.h"
 #include "log/log_writer.h"
+#include "log/metrics.h"
 #include "net/sock.h"
 #include "lb/server.h"
 #include "net/tls.h"
@@ -228,6 +229,7 @@ static void log_outcome(struct runtime *rt, int rc, const char *who, const char 
         log_error("%s: %s", who, errs->msgs[i]);
     for (size_t i = 0; i < warns->n; i++)
         log_warn("%s: %s", who, warns->msgs[i]);
+    metrics_reload(rc == 0); /* portico_config_reloads_total */
     if (rc < 0) {
         log_error("reload failed: the running config is unchanged");
         rt->reloads_failed++;

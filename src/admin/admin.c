@@ -312,6 +312,13 @@ static void handle(struct admin_conn *c, const struct http_request *rq)
     bool get = rq->method_id == HTTP_M_GET || rq->method_id == HTTP_M_HEAD;
     bool post = rq->method_id == HTTP_M_POST;
 
+    /* /metrics, /dashboard and its data (admin_metrics.c): before the token
+     * check, which it applies itself (the page holds no data). */
+    struct admin_reply mr;
+    if (admin_metrics_route(c->a, rq, authorized(c->a, rq), &mr)) {
+        send_reply(c, rq, &mr);
+        return;
+    }
     if (!authorized(c->a, rq)) {
         respond_error(c, 401, "WWW-Authenticate: Bearer\r\n", "missing or wrong bearer token");
         return;
