@@ -351,7 +351,7 @@ char *admin_metrics_text(const struct conf *c, size_t *len)
     uint64_t ok, failed;
     metrics_reloads(&ok, &failed);
     family(&b, "config_reloads_total", "counter",
-           "Config reloads (SIGHUP, POST /reload, PUT /config) by outcome.");
+           "Config changes (SIGHUP, POST /reload, PUT /config, server add/remove) by outcome.");
     jb_printf(&b, "portico_config_reloads_total{result=\"ok\"} %llu\n",
               (unsigned long long)ok);
     jb_printf(&b, "portico_config_reloads_total{result=\"failed\"} %llu\n",
