@@ -149,6 +149,7 @@ struct dent {
     size_t key_len;
     uint64_t size;   /* bytes of the file in place; 0 = no file yet */
     struct job *job; /* the pending write for this name, NULL = none */
+    bool marker;     /* a Vary marker (CACHE_F_VARY): not counted by purges */
 };
 
 enum job_type { JOB_WRITE, JOB_DELETE };
@@ -899,6 +900,7 @@ static void disk_queue_write(struct cache_store *cs, uint64_t hash, struct cache
     } else {
         if (!e) {
             e = dent_add(d, hash, o->key, o->key_len);
+            e->marker = (o->meta.flags & CACHE_F_VARY) != 0;
         } else {
             if (e->job) /* superseded */
                 job_cancel(d, e->job, &cancelled);
@@ -1084,6 +1086,7 @@ struct found {
     struct timespec mtime;
     char *key;
     size_t key_len;
+    bool marker;
 };
 
 static int found_cmp(const void *a, const void *b)
@@ -1116,6 +1119,7 @@ static enum hdr_state scan_file(int dirfd, const char *name, uint64_t hash, stru
             f->key[h.key_len] = '\0';
             f->key_len = h.key_len;
             f->hash = hash;
+            f->marker = (h.meta.flags & CACHE_F_VARY) != 0;
             f->size = (uint64_t)st.st_size;
             f->mtime = st.st_mtim;
         } else {
@@ -1176,6 +1180,7 @@ static int disk_scan(struct cache_store *cs, char *err, size_t errlen)
         qsort(fs, n, sizeof(*fs), found_cmp);
     for (size_t i = 0; i < n; i++) { /* oldest first: each goes to the LRU head */
         struct dent *e = dent_add(d, fs[i].hash, fs[i].key, fs[i].key_len);
+        e->marker = fs[i].marker;
         e->size = fs[i].size;
         atomic_fetch_add(&cs->st.disk_bytes, e->size);
         atomic_fetch_add(&cs->st.disk_objects, 1);
@@ -1511,6 +1516,8 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
             disk_gone[n_disk].hash = e->hash;
             disk_gone[n_disk].e = e;
             n_disk++;
+            if (!e->marker)
+                count++; /* markers are bookkeeping, not stored responses */
         }
         if (n_disk) {
             uint64_t *hs = xmalloc(n_disk * sizeof(*hs));
@@ -1522,7 +1529,6 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
         free_jobs(cancelled);
         if (n_disk > 1)
             qsort(disk_gone, n_disk, sizeof(*disk_gone), gone_cmp);
-        count = n_disk;
     }
     atomic_fetch_add(&cs->rm_gen, 1);
     for (unsigned i = 0; i < cs->n_shards; i++) {
@@ -1541,7 +1547,8 @@ size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exa
             struct gone *g = n_disk ? bsearch(&probe, disk_gone, n_disk, sizeof(*disk_gone),
                                               gone_cmp)
                                     : NULL;
-            if (!g || !key_eq(g->e->key, g->e->key_len, n->obj->key, n->obj->key_len))
+            if ((!g || !key_eq(g->e->key, g->e->key_len, n->obj->key, n->obj->key_len)) &&
+                !(n->obj->meta.flags & CACHE_F_VARY))
                 count++;
         }
         release_dead(dead);

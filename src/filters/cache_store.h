@@ -108,7 +108,8 @@ int cache_insert(struct cache_store *cs, struct cache_obj *o);
 bool cache_remove(struct cache_store *cs, const char *key, size_t key_len);
 /* Removes every object whose key starts with prefix (len 0 = all), and also,
  * with exact = true, only key itself plus its variants (keys that start with
- * key followed by '\n'). Returns the number of objects removed. */
+ * key followed by '\n'). Returns the number of responses removed
+ * (Vary markers, flagged CACHE_F_VARY, are removed but not counted). */
 size_t cache_purge(struct cache_store *cs, const char *key, size_t len, bool exact);
 
 /* Fill claims (request collapsing). Returns true when the caller now holds

@@ -270,19 +270,17 @@ static int emit(struct stream *st, struct buf *out, const uint8_t *in, size_t le
     size_t cap = room - head - tail;
     size_t made = 0;
     if (st->zenc) {
-        enum zflush mode = last ? ZFLUSH_FINISH : ZFLUSH_NONE;
+        enum zflush mode = last ? ZFLUSH_FINISH : st->bf_flush ? ZFLUSH_SYNC : ZFLUSH_NONE;
         int rc = zenc_run(st->zenc, in, len, used, dst, cap, &made, mode);
         if (rc < 0)
             return -1;
-        if (rc == 0 && !last && *used == len && made < cap) {
-            /* Input drained but the body goes on: flush what the encoder
-             * holds so a slow origin's bytes reach the client. */
-            size_t more = 0, u2 = 0;
-            if (zenc_run(st->zenc, NULL, 0, &u2, dst + made, cap - made, &more, ZFLUSH_SYNC) < 0)
-                return -1;
-            made += more;
-        }
         *ended = rc == 1;
+        if (*used)
+            st->bf_unflushed = true;
+        if (mode == ZFLUSH_SYNC && rc == 0 && made < cap) {
+            st->bf_unflushed = false; /* everything given so far is out */
+            st->bf_flush = false;
+        }
         st->z_in += *used;
         st->z_out += made;
     } else {
@@ -337,6 +335,23 @@ int bf_take(struct stream *st, struct buf *src, struct buf *out)
             continue; /* the remaining bytes are beyond the body */
     }
     return 0;
+}
+
+int bf_flush(struct stream *st, struct buf *out)
+{
+    if (!st->zenc || st->resp_body.done || !st->bf_unflushed ||
+        (st->resp_body.in == RIN_CHUNKED && st->bf_stage && buf_len(st->bf_stage)))
+        return 0;
+    /* The origin has nothing more for now: what the encoder holds goes out,
+     * so a slow or streaming origin's bytes reach the client promptly. */
+    buf_compact(out);
+    st->bf_flush = true;
+    size_t used;
+    bool ended;
+    uint32_t before = out->tail;
+    if (emit(st, out, NULL, 0, false, &used, &ended) < 0)
+        return -1;
+    return out->tail != before;
 }
 
 int bf_eof(struct stream *st, struct buf *src, struct buf *out)

@@ -138,6 +138,9 @@ void bf_setup(struct stream *st, const struct http_response *rs, bool up_reusabl
 /* Filter counterparts of relay_take / relay_eof for ROUT_FILTER. */
 int bf_take(struct stream *st, struct buf *src, struct buf *out);
 int bf_eof(struct stream *st, struct buf *src, struct buf *out);
+/* The source has nothing more for now: flushes the encoder into out.
+ * Returns 1 when bytes were added, 0, or -1. */
+int bf_flush(struct stream *st, struct buf *out);
 /* True when the filter has work left without new source bytes. */
 bool bf_pending(const struct stream *st);
 void bf_end(struct stream *st);

@@ -278,6 +278,8 @@ struct stream {
     struct buf *bf_stage; /* dechunked body bytes waiting for the encoder */
     bool bf_chunk;        /* frame the output as chunks (HTTP/1.1 client) */
     bool bf_in_done;      /* the source body is complete */
+    bool bf_unflushed;    /* the encoder holds input not yet flushed out */
+    bool bf_flush;        /* a sync flush is under way */
     uint8_t zalg;         /* enum zalg applied (ZALG_IDENTITY = none) */
     uint64_t z_in, z_out;
 

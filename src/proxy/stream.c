@@ -655,11 +655,20 @@ static int pump_response(struct stream *st)
                 continue;
             }
         }
-        if (!up->can_read)
+        ssize_t n = up->can_read ? upconn_fill(up) : IO_AGAIN;
+        if (n == IO_AGAIN) {
+            if (st->resp_body.out == ROUT_FILTER && st->resp_head_done) {
+                /* Nothing more from the origin for now: flush the encoder. */
+                int f = bf_flush(st, st->resp_out);
+                if (f < 0)
+                    return stream_abort(st), PUMP_STOP;
+                if (f > 0) {
+                    progress = PUMP_PROGRESS;
+                    continue;
+                }
+            }
             return progress;
-        ssize_t n = upconn_fill(up);
-        if (n == IO_AGAIN)
-            return progress;
+        }
         if (n < 0) {
             if (!st->resp_head_done) {
                 if (buf_len(up->rbuf))
