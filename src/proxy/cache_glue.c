@@ -16,6 +16,7 @@
 #include "filters/compress.h"
 #include "filters/negotiate.h"
 #include "http/cache_policy.h"
+#include "log/errlog.h"
 #include "proxy/engine.h"
 #include "proxy/h2.h"
 
@@ -888,6 +889,12 @@ int engine_cache_setup(const struct conf *c, char *err, size_t errlen)
     if (!any)
         return 0;
     g_cache_store = cache_store_new(c->cache.size, c->cache.path, c->cache.disk_size, err, errlen);
+    if (!g_cache_store && c->cache.path) {
+        /* Typically a binary upgrade: the old process still holds the
+         * directory. Serve from memory rather than not at all. */
+        log_warn("cache: disk tier off: %s; caching in memory only", err);
+        g_cache_store = cache_store_new(c->cache.size, NULL, 0, err, errlen);
+    }
     return g_cache_store ? 0 : -1;
 }
 
