@@ -20,6 +20,7 @@
 #include "log/errlog.h"
 #include "log/log_writer.h"
 #include "log/metrics.h"
+#include "net/handover.h"
 #include "net/sock.h"
 #include "lb/server.h"
 #include "net/tls.h"
@@ -30,6 +31,9 @@
 #define LISTEN_BACKLOG 65535
 /* Session-ticket keys rotate this often; a ticket stays valid for two periods. */
 #define TICKET_ROTATE_MS (12ull * 3600 * 1000)
+/* A new process that does not serve within this time after SIGUSR2 is
+ * killed, and the old one goes on. */
+#define UPGRADE_TIMEOUT_MS 30000
 
 static void usage(FILE *f)
 {
@@ -37,8 +41,29 @@ static void usage(FILE *f)
                "       portico -t -c FILE           validate the config: prints \"ok\" or every error\n"
                "       portico --from [HOST]:PORT --to HOST:PORT [--to ...]\n"
                "                                    quick mode: round-robin proxy, no file\n"
+               "       portico --upgrade PID        binary upgrade of the running portico PID\n"
+               "                                    (sends it SIGUSR2)\n"
                "       portico --version | --help\n"
-               "signals: HUP reload, TERM/INT graceful stop, QUIT immediate stop, USR1 reopen logs\n");
+               "signals: HUP reload, TERM/INT graceful stop, QUIT immediate stop, USR1 reopen logs,\n"
+               "         USR2 binary upgrade (start the binary anew, hand it the listening sockets)\n");
+}
+
+/* portico --upgrade PID: the same as kill -USR2 PID, with a check. */
+static int ask_upgrade(const char *arg)
+{
+    char *end;
+    long pid = strtol(arg, &end, 10);
+    if (end == arg || *end || pid < 2 || pid > INT32_MAX) {
+        fprintf(stderr, "portico: --upgrade: '%s' is not a process id\n", arg);
+        return 1;
+    }
+    if (kill((pid_t)pid, SIGUSR2) < 0) {
+        fprintf(stderr, "portico: --upgrade: process %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    printf("sent SIGUSR2 to %ld: it starts the new binary, hands it the listening sockets "
+           "and drains once the new process serves (see its error log)\n", pid);
+    return 0;
 }
 
 static void raise_nofile(void)
@@ -56,7 +81,8 @@ static void print_errors(const struct conf_errors *e)
         fprintf(stderr, "%s\n", e->msgs[i]);
 }
 
-/* Binds every listener once per worker (SO_REUSEPORT). Returns per-worker fd
+/* Binds every listener once per worker (SO_REUSEPORT), or takes the socket
+ * a previous process handed over (binary upgrade). Returns per-worker fd
  * arrays, or NULL after printing the error. */
 static int **open_listeners(const struct conf *c, unsigned n_workers)
 {
@@ -64,7 +90,9 @@ static int **open_listeners(const struct conf *c, unsigned n_workers)
     for (unsigned w = 0; w < n_workers; w++) {
         fds[w] = xcalloc(c->n_listeners ? c->n_listeners : 1, sizeof(int));
         for (size_t i = 0; i < c->n_listeners; i++) {
-            int fd = sock_listen(&c->listeners[i].addr, LISTEN_BACKLOG);
+            int fd = handover_take(&c->listeners[i].addr);
+            if (fd < 0)
+                fd = sock_listen(&c->listeners[i].addr, LISTEN_BACKLOG);
             if (fd < 0) {
                 fprintf(stderr, "portico: listen %s (%s): %s\n", c->listeners[i].listen,
                         c->listeners[i].name, strerror(-fd));
@@ -93,6 +121,7 @@ struct runtime {
     struct admin *admin;
     unsigned long reloads_ok, reloads_failed;
     unsigned long generation; /* of the running config (conf.generation) */
+    struct handover_child upgrade; /* binary upgrade in progress (pid != 0) */
 };
 
 static int **fds_copy(int **src, unsigned n_workers, size_t n)
@@ -286,6 +315,47 @@ static void admin_op_run(struct runtime *rt, struct admin_op *op, bool draining)
     admin_op_done(op);
 }
 
+/* SIGUSR2: starts the binary anew with every listening socket (each
+ * worker's, and the admin API's) inherited. The new process reads the
+ * config itself; once it serves, this one drains (see the main loop). */
+static void start_upgrade(struct runtime *rt)
+{
+    size_t n = 0, cap = rt->n_workers * rt->conf->n_listeners + 1;
+    int *fds = xcalloc(cap, sizeof(int));
+    for (unsigned w = 0; w < rt->n_workers; w++)
+        for (size_t i = 0; i < rt->conf->n_listeners; i++)
+            fds[n++] = rt->fds[w][i];
+    int afd = admin_listen_fd(rt->admin);
+    if (afd >= 0)
+        fds[n++] = afd;
+    char err[256];
+    if (handover_spawn(fds, n, clock_ms(), UPGRADE_TIMEOUT_MS, &rt->upgrade, err,
+                       sizeof(err)) < 0)
+        log_error("upgrade failed: %s; this process keeps serving", err);
+    else
+        log_info("upgrade: started the new process (pid %d) with %zu listening socket%s",
+                 (int)rt->upgrade.pid, n, n == 1 ? "" : "s");
+    free(fds);
+}
+
+/* Checks on an upgrade in progress. Returns true when the new process
+ * serves: this one must then stop accepting and drain. */
+static bool upgrade_done(struct runtime *rt)
+{
+    char msg[512];
+    int r = handover_poll(&rt->upgrade, clock_ms(), msg, sizeof(msg));
+    if (r < 0)
+        log_error("upgrade failed: %s; this process keeps serving", msg);
+    if (r <= 0)
+        return false;
+    log_info("upgrade: %s: this process stops accepting and drains (grace %llu ms)", msg,
+             (unsigned long long)rt->conf->shutdown_grace_ms);
+    /* The admin socket is the new process's now (it has a copy). */
+    admin_stop(rt->admin);
+    rt->admin = NULL;
+    return true;
+}
+
 static bool all_exited(struct worker **ws, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
@@ -299,14 +369,19 @@ int main(int argc, char **argv)
     const char *conf_path = NULL;
     const char *from = NULL;
     const char **to = xcalloc((size_t)argc + 1, sizeof(char *));
+    const char *upgrade_pid = NULL;
     size_t n_to = 0;
     bool test_only = false;
+
+    /* Before any thread: sockets (and the environment) a previous process
+     * handed over. */
+    size_t n_inherited = handover_init();
 
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
         {"from", required_argument, NULL, 'F'},   {"to", required_argument, NULL, 'T'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"upgrade", required_argument, NULL, 'U'}, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
         switch (opt) {
@@ -322,6 +397,9 @@ int main(int argc, char **argv)
         case 'T':
             to[n_to++] = optarg;
             break;
+        case 'U':
+            upgrade_pid = optarg;
+            break;
         case 'V':
             printf("portico %s\n", PORTICO_VERSION);
             free(to);
@@ -336,8 +414,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (upgrade_pid && !conf_path && !from && !n_to && !test_only && optind == argc) {
+        free(to);
+        return ask_upgrade(upgrade_pid);
+    }
     if (optind < argc || (!conf_path && !from) || (conf_path && from) ||
-        (from && n_to == 0) || (!from && n_to)) {
+        (from && n_to == 0) || (!from && n_to) || upgrade_pid) {
         usage(stderr);
         free(to);
         return 1;
@@ -362,6 +444,13 @@ int main(int argc, char **argv)
         printf("ok\n");
         conf_unref(conf);
         return 0;
+    }
+    {
+        /* The helper that starts a new binary on SIGUSR2: forked now, while
+         * there is no thread and no connection (net/handover.c says why). */
+        char herr[256];
+        if (handover_spawner_start(argv, herr, sizeof(herr)) < 0)
+            fprintf(stderr, "portico: binary upgrade unavailable: %s\n", herr);
     }
 
     int rc = errlog_open(conf->log.error, conf->log.level);
@@ -426,8 +515,14 @@ int main(int argc, char **argv)
         }
     }
     free(fds);
-    log_info("portico %s started: %u worker%s, %zu listener%s", PORTICO_VERSION, n_workers,
-             n_workers == 1 ? "" : "s", conf->n_listeners, conf->n_listeners == 1 ? "" : "s");
+    log_info("portico %s started: %u worker%s, %zu listener%s, pid %d", PORTICO_VERSION,
+             n_workers, n_workers == 1 ? "" : "s", conf->n_listeners,
+             conf->n_listeners == 1 ? "" : "s", (int)getpid());
+    if (n_inherited)
+        log_info("upgrade: took over the listening sockets of the previous process");
+    /* Sockets the previous process had and this config has no use for. */
+    handover_close_unused();
+    handover_ready();
 
     bool draining = false;
     uint64_t drain_deadline = 0;
@@ -440,11 +535,13 @@ int main(int argc, char **argv)
             tls_rotate_ticket_keys();
             next_ticket_rotation = clock_ms() + TICKET_ROTATE_MS;
         }
-        if (sig == SIGTERM || sig == SIGINT) {
+        bool upgraded = rt.upgrade.pid && upgrade_done(&rt);
+        if (sig == SIGTERM || sig == SIGINT || upgraded) {
             if (!draining) {
-                log_info("received %s: graceful stop (grace %llu ms)",
-                         sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                         (unsigned long long)rt.conf->shutdown_grace_ms);
+                if (!upgraded)
+                    log_info("received %s: graceful stop (grace %llu ms)",
+                             sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                             (unsigned long long)rt.conf->shutdown_grace_ms);
                 draining = true;
                 drain_deadline = clock_ms() + rt.conf->shutdown_grace_ms;
                 for (unsigned i = 0; i < n_workers; i++)
@@ -470,6 +567,14 @@ int main(int argc, char **argv)
             log_info("received SIGUSR1: reopening logs");
             errlog_reopen();
             log_writer_reopen();
+        } else if (sig == SIGUSR2) {
+            if (draining || rt.upgrade.pid)
+                log_warn("received SIGUSR2: %s", draining ? "stopping, not upgrading"
+                                                         : "an upgrade is already running");
+            else {
+                log_info("received SIGUSR2: binary upgrade");
+                start_upgrade(&rt);
+            }
         }
         /* Admin API changes (the wake signal says one waits; looking every
          * turn also covers a signal merged with an earlier one). */

@@ -25,6 +25,7 @@
 #include "http/h1_parse.h"
 #include "lb/server.h"
 #include "log/errlog.h"
+#include "net/handover.h"
 #include "net/sock.h"
 
 #define ADMIN_HEAD_MAX (16 * 1024)
@@ -254,6 +255,10 @@ struct conf *admin_running_conf(struct admin *a)
     return admin_conf(a);
 }
 
+int admin_listen_fd(const struct admin *a)
+{
+    return a ? a->lsn.fd : -1;
+}
 
 void admin_set_conf(struct admin *a, struct conf *c)
 {
@@ -531,7 +536,9 @@ struct admin *admin_start(struct conf *c, char *err, size_t errlen)
     a->lsn.fd = a->wake.fd = -1;
     if (c->admin.token_file && read_token(a, c->admin.token_file, err, errlen) < 0)
         goto fail;
-    int fd = sock_listen(&addr, 128);
+    int fd = handover_take(&addr); /* binary upgrade: the old process's socket */
+    if (fd < 0)
+        fd = sock_listen(&addr, 128);
     if (fd < 0) {
         snprintf(err, errlen, "admin listen %s: %s", c->admin.listen, strerror(-fd));
         goto fail;

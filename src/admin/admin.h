@@ -27,6 +27,9 @@ void admin_set_conf(struct admin *a, struct conf *c);
 
 /* The running snapshot, with a reference for the caller. Any thread. */
 struct conf *admin_running_conf(struct admin *a);
+/* The listening socket (to hand to a new process on upgrade), or -1 for a
+ * NULL admin. */
+int admin_listen_fd(const struct admin *a);
 
 /* ---- config changes asked through the API (admin_config.c) ----
  * The admin thread validates a change, then hands it to the main thread,

@@ -73,11 +73,18 @@ static void start_drain(struct worker *w)
     w->draining = true;
     close_listeners(w);
     pool_close_all(w);
-    /* Idle connections close now; busy ones after their current response. */
+    /* Idle connections close now; busy ones after their current response.
+     * A connection that has not sent its first request yet stays: it was
+     * accepted before the listeners closed, and its client is sending that
+     * request now; it is answered with Connection: close (and bounded by
+     * timeouts.client_header). Closing it would refuse a client that only
+     * connected a moment too early, which a binary upgrade, where the new
+     * process accepts from the same sockets, must never do. */
     struct client *cl = w->clients;
     while (cl) {
         struct client *next = cl->next;
-        if (cl->state == CL_IDLE || (cl->state == CL_HEAD && !(cl->rbuf && buf_len(cl->rbuf))))
+        if (cl->state == CL_IDLE ||
+            (cl->state == CL_HEAD && cl->requests > 0 && !(cl->rbuf && buf_len(cl->rbuf))))
             client_close(cl);
         else if (cl->state == CL_H2)
             h2_drain(cl);
