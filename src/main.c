@@ -175,6 +175,11 @@ static struct conf *load_file(const char *path, struct conf_errors *errs)
 static int apply_conf(struct runtime *rt, struct conf *nc, struct conf_errors *errs,
                       struct conf_errors *warns)
 {
+    {
+        char cerr[256];
+        if (engine_cache_setup(nc, cerr, sizeof(cerr)) < 0)
+            log_error("reload: cache: %s (caching stays off)", cerr);
+    }
     conf_keep_restart_settings(nc, rt->conf, rt->n_workers, warns);
     server_states_carry_over(nc, rt->conf);
 
@@ -452,6 +457,14 @@ int main(int argc, char **argv)
         if (handover_spawner_start(argv, herr, sizeof(herr)) < 0)
             fprintf(stderr, "portico: binary upgrade unavailable: %s\n", herr);
     }
+    {
+        char cerr[256];
+        if (engine_cache_setup(conf, cerr, sizeof(cerr)) < 0) {
+            fprintf(stderr, "portico: cache: %s\n", cerr);
+            conf_unref(conf);
+            return 1;
+        }
+    }
 
     int rc = errlog_open(conf->log.error, conf->log.level);
     if (rc < 0) {
@@ -597,6 +610,7 @@ int main(int argc, char **argv)
     fds_free(rt.fds, n_workers);
     health_stop(rt.checker);
     admin_stop(rt.admin);
+    engine_cache_free();
     log_writer_stop();
     log_info("stopped");
     conf_unref(rt.conf);
