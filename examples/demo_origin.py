@@ -12,6 +12,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         name = self.server.name
+        if self.path.startswith("/cached/"):
+            # cacheable for 30 s and big enough to be worth compressing
+            self.server.hits += 1
+            body = ("%s, response #%d for %s\n" % (name, self.server.hits, self.path)
+                    + "lorem ipsum dolor sit amet " * 80 + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "max-age=30")
+            self.send_header("ETag", '"%s-%d"' % (name, self.server.hits))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return
         lines = ["hello from %s" % name, "path: %s" % self.path]
         for h in ("Host", "X-Forwarded-For", "X-Real-IP", "X-Request-Id"):
             lines.append("%s: %s" % (h, self.headers.get(h, "-")))
@@ -44,4 +58,5 @@ if __name__ == "__main__":
     port = int(sys.argv[1])
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.name = sys.argv[2] if len(sys.argv) > 2 else "origin-%d" % port
+    srv.hits = 0
     srv.serve_forever()
