@@ -89,6 +89,10 @@ build-fuzz/fuzz_conf: fuzz/fuzz_conf.c $(LIB_SRCS)
 build-fuzz/fuzz_json: fuzz/fuzz_json.c $(LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/conf/% src/lb/server.c,$(LIB_SRCS)) $(LDLIBS)
+# Cache and compression header parsing: the policy (http/) and negotiation (filters/).
+build-fuzz/fuzz_cache_headers: fuzz/fuzz_cache_headers.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter src/core/% src/http/% src/filters/negotiate.c src/filters/compress.c,$(LIB_SRCS)) $(LDLIBS)
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t build-fuzz/corpus-$$t; \
