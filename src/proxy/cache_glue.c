@@ -45,24 +45,20 @@ static int64_t now_s(void)
 static bool build_key(struct stream *st)
 {
     const struct conf_cache *cc = st->route->cache;
-    char *k = xmalloc(KEY_MAX);
+    char k[KEY_MAX];
     size_t n;
     if (cc->key) {
         n = tmpl_expand(cc->key, fwd_tmpl_var, st, k, KEY_MAX);
-        if (n > KEY_MAX) {
-            free(k);
+        if (n > KEY_MAX)
             return false;
-        }
     } else {
         struct str scheme = fwd_tmpl_var(st, TMPL_SCHEME, STR_NULL);
         struct str host = fwd_tmpl_var(st, TMPL_HOST, STR_NULL);
         struct str path = st->req.path, query = st->req.query;
         int w = snprintf(k, KEY_MAX, "%.*s://%.*s%.*s%s%.*s", STR_FMT(scheme), STR_FMT(host),
                          STR_FMT(path), query.p ? "?" : "", STR_FMT(query));
-        if (w < 0 || w >= KEY_MAX) {
-            free(k);
+        if (w < 0 || w >= KEY_MAX)
             return false;
-        }
         n = (size_t)w;
         for (size_t i = scheme.len + 3; i < scheme.len + 3 + host.len; i++)
             if (k[i] >= 'A' && k[i] <= 'Z')
@@ -72,7 +68,9 @@ static bool build_key(struct stream *st)
     for (size_t i = 0; i < n; i++)
         if (k[i] == '\n')
             k[i] = ' ';
-    st->cache_key = k;
+    st->cache_key = xmalloc(n + 1);
+    memcpy(st->cache_key, k, n);
+    st->cache_key[n] = '\0';
     st->cache_key_len = n;
     return true;
 }
@@ -90,7 +88,7 @@ static struct str negotiated_coding(struct stream *st)
  * origin varies on (names: lowercase, comma separated). */
 static void build_vkey(struct stream *st, const char *names, size_t nl)
 {
-    char *v = xmalloc(KEY_MAX + 1024);
+    char v[KEY_MAX + 1024];
     size_t n = st->cache_key_len;
     memcpy(v, st->cache_key, n);
     v[n++] = '\n';
@@ -134,7 +132,8 @@ static void build_vkey(struct stream *st, const char *names, size_t nl)
         v[n++] = '\n';
     }
     free(st->cache_vkey);
-    st->cache_vkey = v;
+    st->cache_vkey = xmalloc(n);
+    memcpy(st->cache_vkey, v, n);
     st->cache_vkey_len = n;
 }
 
