@@ -756,6 +756,7 @@ void h2_init_global(void)
     nghttp2_option_set_max_continuations(options, 8);
     nghttp2_option_set_max_settings(options, 32);
     nghttp2_option_set_max_outbound_ack(options, 1000);
+    nghttp2_option_set_no_closed_streams(options, 1);
     tls_h2_enabled = true;
 }
 
@@ -773,6 +774,9 @@ int h2_start(struct client *cl)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->limits.max_header_bytes},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        /* RFC 9218: no RFC 7540 priority tree to maintain per stream (and
+         * closed streams are not kept for it). */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv));
     nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
@@ -911,8 +915,8 @@ void h2_stream_kick(struct stream *st)
 static bool h2_window_stalled(const struct h2conn *h)
 {
     for (const struct stream *st = h->all; st; st = st->next_free)
-        if (!st->h2_finished &&
-            ((st->resp_out && buf_len(st->resp_out)) || st->resp_body.raw_pending))
+        if (!st->h2_finished && ((st->resp_out && buf_len(st->resp_out)) ||
+                                 st->resp_body.raw_pending || st->hit_off < st->hit_end))
             return true;
     return false;
 }
