@@ -111,6 +111,11 @@ void upstream_unqueue(struct stream *st);
 void upstream_reject_full(struct stream *st);
 /* upstream.c: closes idle pooled connections to draining servers (tick). */
 void pool_close_draining(struct worker *w);
+/* upstream.c: closes idle pooled connections beyond `keepalive` once they
+ * have been idle a while (tick). */
+void pool_trim(struct worker *w);
+/* Idle connections a pool may hold during a burst (see pool_trim). */
+#define POOL_BURST_CAP(keepalive) ((keepalive) * 2u)
 
 /* forward.c */
 /* Computes st->client_ip, st->peer_trusted and st->req_id. */

@@ -125,6 +125,39 @@ void pool_close_draining(struct worker *w)
     }
 }
 
+/* Idle connections beyond `keepalive` that have been idle this long are
+ * closed by the worker's tick. A burst that briefly leaves more connections
+ * idle than `keepalive` (many responses at once) keeps them for the next
+ * burst instead of closing and reconnecting, up to POOL_BURST_CAP. */
+#define POOL_SURPLUS_IDLE_MS 2000
+
+void pool_trim(struct worker *w)
+{
+    if (!w->pools || !w->conf)
+        return;
+    uint64_t now = clock_ms();
+    for (size_t i = 0; i < w->conf->n_upstreams; i++) {
+        const struct conf_upstream *u = &w->conf->upstreams[i];
+        for (size_t j = 0; j < u->n_servers; j++) {
+            struct pool_bucket *b = &w->pools[u->servers[j].gid];
+            if (b->count <= u->keepalive)
+                continue;
+            /* Most recently pooled first: skip the `keepalive` newest. */
+            struct upconn *up = b->head;
+            for (unsigned k = 0; up && k < u->keepalive; k++)
+                up = up->pnext;
+            while (up) {
+                struct upconn *next = up->pnext;
+                if (now >= up->last_read + POOL_SURPLUS_IDLE_MS) {
+                    pool_remove(w, up);
+                    upconn_close(up);
+                }
+                up = next;
+            }
+        }
+    }
+}
+
 void upstream_release(struct stream *st, bool reuse)
 {
     struct upconn *up = st->up;
@@ -135,7 +168,7 @@ void upstream_release(struct stream *st, bool reuse)
     /* A connection whose close was already seen (edge-triggered: no event
      * will say so again) is not pooled. */
     if (reuse && !up->rdhup && !w->draining && up->snap == w->conf &&
-        w->pools[up->server->gid].count < u->keepalive &&
+        w->pools[up->server->gid].count < POOL_BURST_CAP(u->keepalive) &&
         !atomic_load_explicit(&up->server->state->draining, memory_order_relaxed)) {
         struct pool_bucket *b = &w->pools[up->server->gid];
         upconn_keep_session(up); /* new connections to the server may resume it */

@@ -245,6 +245,7 @@ static void tick_cb(struct timer *t)
     struct worker *w = container_of(t, struct worker, tick);
     access_log_flush(w->alog);
     pool_close_draining(w); /* admin drain: idle connections go now */
+    pool_trim(w);
     timer_set(&w->loop, &w->tick, clock_ms() + TICK_MS);
 }
 

@@ -500,3 +500,35 @@ def test_upstream_keepalive_zero_disables_pool(portico, origin):
             c.send(req("GET", "/nk%d" % i))
             assert c.read_response().status == 200
     assert o.n_connections == 5
+
+
+def test_upstream_pool_keeps_a_burst_then_trims_to_keepalive(portico, origin):
+    """keepalive: 2 idle connections per server; a burst may leave up to
+    twice as many idle for the next burst, and the surplus is closed once it
+    has been idle a while (about 2 s)."""
+    from lib.portico import wait_for
+    o = origin(echo(delay=0.3))
+    p = portico(proxy_config([o.address], upstream_extra="    keepalive: 2\n"))
+
+    def burst(n):
+        errs = []
+
+        def one(i):
+            try:
+                assert request(p.port, "GET", "/b%d" % i).status == 200
+            except Exception as e:  # noqa: BLE001 - reported below
+                errs.append(e)
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        assert not errs, errs
+
+    burst(6)
+    assert o.n_connections == 6
+    wait_for(lambda: len(o._conns) == 4, timeout=3)  # 2 over the burst cap closed at once
+    burst(4)
+    assert o.n_connections == 6, "the second burst reused the kept connections"
+    assert wait_for(lambda: len(o._conns) == 2, timeout=6) is not False
+    assert len(o._conns) == 2
