@@ -83,16 +83,6 @@ bool fwd_rule_overrides(const struct header_rules *hr, struct str name)
     return false;
 }
 
-static bool rule_overrides(const struct header_rules *hr, struct str name)
-{
-    for (size_t i = 0; i < hr->n; i++) {
-        const struct header_rule *r = &hr->rules[i];
-        if (r->op != HDR_ADD && str_eq_ci(str_make(r->name, r->name_len), name))
-            return true;
-    }
-    return false;
-}
-
 static int put_rules(struct stream *st, struct buf *out, const struct header_rules *hr)
 {
     char tmp[HDR_TMP_MAX];
@@ -372,7 +362,7 @@ int fwd_request_head(struct stream *st)
         if (rq->version == 20 && str_eq_lit_ci(h->name, "cookie")) {
             /* HTTP/2 clients split cookies into one field per crumb; an
              * HTTP/1.1 origin gets them joined (RFC 9113 §8.2.3). */
-            if (cookies_done || rule_overrides(&rt->req_headers, h->name))
+            if (cookies_done || fwd_rule_overrides(&rt->req_headers, h->name))
                 continue;
             cookies_done = true;
             rc = puts_(out, "Cookie: ");
@@ -395,7 +385,7 @@ int fwd_request_head(struct stream *st)
             continue; /* the cache fetches the whole object for itself */
         if (st->trace_gen && str_eq_lit_ci(h->name, "traceparent"))
             continue; /* invalid: replaced by the trace started here */
-        if (rule_overrides(&rt->req_headers, h->name))
+        if (fwd_rule_overrides(&rt->req_headers, h->name))
             continue;
         if (str_eq_lit_ci(h->name, "host")) {
             have_host = true;
@@ -423,7 +413,7 @@ int fwd_request_head(struct stream *st)
     }
 
     /* X-Forwarded-For: appended to only for a trusted peer. */
-    if (!rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-for"))) {
+    if (!fwd_rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-for"))) {
         rc = puts_(out, "X-Forwarded-For: ");
         if (st->peer_trusted) {
             int r = put_joined(out, rq, STR_LIT("x-forwarded-for"));
@@ -437,7 +427,7 @@ int fwd_request_head(struct stream *st)
         if (rc)
             return -1;
     }
-    if (!rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-proto"))) {
+    if (!fwd_rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-proto"))) {
         int i = st->peer_trusted ? http_header_find(rq->headers, rq->n_headers,
                                                     STR_LIT("x-forwarded-proto"), 0)
                                  : -1;
@@ -446,7 +436,7 @@ int fwd_request_head(struct stream *st)
                               : fwd_tmpl_var(st, TMPL_SCHEME, STR_NULL)) < 0)
             return -1;
     }
-    if (!rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-host"))) {
+    if (!fwd_rule_overrides(&rt->req_headers, STR_LIT("x-forwarded-host"))) {
         int i = st->peer_trusted ? http_header_find(rq->headers, rq->n_headers,
                                                     STR_LIT("x-forwarded-host"), 0)
                                  : -1;
@@ -454,10 +444,10 @@ int fwd_request_head(struct stream *st)
         if (v.len && put_header(out, STR_LIT("X-Forwarded-Host"), v) < 0)
             return -1;
     }
-    if (!rule_overrides(&rt->req_headers, STR_LIT("x-real-ip")) &&
+    if (!fwd_rule_overrides(&rt->req_headers, STR_LIT("x-real-ip")) &&
         put_header(out, STR_LIT("X-Real-IP"), str_make(st->client_ip, st->client_ip_len)) < 0)
         return -1;
-    if (!rule_overrides(&rt->req_headers, STR_LIT("x-request-id")) &&
+    if (!fwd_rule_overrides(&rt->req_headers, STR_LIT("x-request-id")) &&
         put_header(out, STR_LIT("X-Request-Id"), str_make(st->req_id, st->req_id_len)) < 0)
         return -1;
     if (rq->framing.chunked && puts_(out, "Transfer-Encoding: chunked\r\n") < 0)
@@ -540,7 +530,7 @@ int fwd_response_head(struct stream *st, const struct http_response *rs)
             continue;
         if (str_eq_lit_ci(h->name, "x-request-id"))
             continue;
-        if (rules && rule_overrides(rules, h->name))
+        if (rules && fwd_rule_overrides(rules, h->name))
             continue;
         if (str_eq_lit_ci(h->name, "content-length")) {
             /* 204 and 1xx never carry a length; HEAD and 304 keep it. */

@@ -324,8 +324,6 @@ static int nv_add(struct nvbuf *b, const char *name, size_t nl, const char *valu
     return 0;
 }
 
-static bool rules_override(const struct header_rules *hr, struct str name);
-
 /* Adds "Name: value\r\n" lines (as written by the header-rule expander);
  * with `rules`, lines those rules replace are skipped. */
 static int nv_add_lines_except(struct nvbuf *b, const char *p, size_t len,
@@ -338,7 +336,7 @@ static int nv_add_lines_except(struct nvbuf *b, const char *p, size_t len,
         while (tl && (p[tl - 1] == '\n' || p[tl - 1] == '\r'))
             tl--;
         const char *colon = memchr(p, ':', tl);
-        if (colon && !rules_override(rules, str_make(p, (size_t)(colon - p)))) {
+        if (colon && !fwd_rule_overrides(rules, str_make(p, (size_t)(colon - p)))) {
             struct str v = str_trim_ows(str_make(colon + 1, tl - (size_t)(colon - p) - 1));
             if (nv_add(b, p, (size_t)(colon - p), v.p, v.len) < 0)
                 return -1;
@@ -360,15 +358,6 @@ static bool h2_forbidden(struct str n)
     return str_eq_lit_ci(n, "connection") || str_eq_lit_ci(n, "keep-alive") ||
            str_eq_lit_ci(n, "proxy-connection") || str_eq_lit_ci(n, "transfer-encoding") ||
            str_eq_lit_ci(n, "upgrade") || str_eq_lit_ci(n, "te");
-}
-
-static bool rules_override(const struct header_rules *hr, struct str name)
-{
-    for (size_t i = 0; hr && i < hr->n; i++)
-        if (hr->rules[i].op != HDR_ADD &&
-            str_eq_ci(str_make(hr->rules[i].name, hr->rules[i].name_len), name))
-            return true;
-    return false;
 }
 
 /* `rules`: the route's response header rules apply (proxied and cached
@@ -422,7 +411,7 @@ int h2_submit_head(struct stream *st, const struct http_response *rs)
     for (unsigned i = 0; i < rs->n_headers; i++) {
         const struct http_header *hd = &rs->headers[i];
         if (h2_forbidden(hd->name) || str_eq_lit_ci(hd->name, "x-request-id") ||
-            rules_override(rules, hd->name))
+            fwd_rule_overrides(rules, hd->name))
             continue;
         bool tok = false;
         for (unsigned k = 0; k < rs->framing.n_conn_tokens; k++)
