@@ -7,6 +7,7 @@
  * next tick; in-flight requests finish. */
 #include "admin/admin.h"
 #include "admin/admin_config.h"
+#include "admin/admin_path.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -184,62 +185,6 @@ static bool authorized(const struct admin *a, const struct http_request *rq)
     return token_ok(a, str_make(v.p + 7, v.len - 7));
 }
 
-/* Percent-decodes one path segment into out (cap bytes, NUL-terminated).
- * Returns false on a bad escape, a NUL or an overflow. */
-static bool seg_decode(struct str seg, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < seg.len; i++) {
-        unsigned char ch = (unsigned char)seg.p[i];
-        if (ch == '%') {
-            if (i + 2 >= seg.len)
-                return false;
-            int v = 0;
-            for (int k = 1; k <= 2; k++) {
-                char h = seg.p[i + (size_t)k];
-                v <<= 4;
-                if (h >= '0' && h <= '9')
-                    v |= h - '0';
-                else if (h >= 'a' && h <= 'f')
-                    v |= h - 'a' + 10;
-                else if (h >= 'A' && h <= 'F')
-                    v |= h - 'A' + 10;
-                else
-                    return false;
-            }
-            ch = (unsigned char)v;
-            i += 2;
-        }
-        if (ch == 0 || o + 1 >= cap)
-            return false;
-        out[o++] = (char)ch;
-    }
-    out[o] = '\0';
-    return true;
-}
-
-/* Splits path into at most max segments (no empty ones). Returns the count,
- * or -1 when there are more. */
-static int split_path(struct str path, struct str *segs, int max)
-{
-    int n = 0;
-    size_t i = 0;
-    while (i < path.len) {
-        while (i < path.len && path.p[i] == '/')
-            i++;
-        if (i >= path.len)
-            break;
-        size_t j = i;
-        while (j < path.len && path.p[j] != '/')
-            j++;
-        if (n == max)
-            return -1;
-        segs[n++] = str_make(path.p + i, j - i);
-        i = j;
-    }
-    return n;
-}
-
 /* The running snapshot, with a reference for the caller. */
 static struct conf *admin_conf(struct admin *a)
 {
@@ -275,7 +220,8 @@ void admin_set_conf(struct admin *a, struct conf *c)
 static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
 {
     char uname[256], saddr[256];
-    if (!seg_decode(seg[1], uname, sizeof(uname)) || !seg_decode(seg[3], saddr, sizeof(saddr))) {
+    if (!admin_path_decode(seg[1], uname, sizeof(uname)) ||
+        !admin_path_decode(seg[3], saddr, sizeof(saddr))) {
         respond_error(c, 400, NULL, "bad path encoding");
         return;
     }
@@ -313,7 +259,7 @@ static void handle_drain(struct admin_conn *c, struct str *seg, bool drain)
 static void handle(struct admin_conn *c, const struct http_request *rq)
 {
     struct str seg[6];
-    int n = split_path(rq->path, seg, 6);
+    int n = admin_path_split(rq->path, seg, 6);
     bool get = rq->method_id == HTTP_M_GET || rq->method_id == HTTP_M_HEAD;
     bool post = rq->method_id == HTTP_M_POST;
 

@@ -12,6 +12,7 @@
  * at most one change is in flight; an edit computed from a snapshot that a
  * concurrent SIGHUP replaced is recomputed (the main thread refuses it). */
 #include "admin/admin_config.h"
+#include "admin/admin_path.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -194,66 +195,11 @@ static void jb_applied(struct jbuf *b, const char *what, const struct admin_op *
 
 #define MAX_SEGS 6
 
-/* Splits the path into at most MAX_SEGS non-empty segments; -1 if more. */
-static int split(struct str path, struct str *segs)
-{
-    int n = 0;
-    size_t i = 0;
-    while (i < path.len) {
-        while (i < path.len && path.p[i] == '/')
-            i++;
-        if (i >= path.len)
-            break;
-        size_t j = i;
-        while (j < path.len && path.p[j] != '/')
-            j++;
-        if (n == MAX_SEGS)
-            return -1;
-        segs[n++] = str_make(path.p + i, j - i);
-        i = j;
-    }
-    return n;
-}
-
-static int hexval(char h)
-{
-    if (h >= '0' && h <= '9')
-        return h - '0';
-    if (h >= 'a' && h <= 'f')
-        return h - 'a' + 10;
-    if (h >= 'A' && h <= 'F')
-        return h - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes a segment into out (NUL-terminated); false on a bad
- * escape, a NUL or an overflow. */
-static bool decode(struct str seg, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < seg.len; i++) {
-        int ch = (unsigned char)seg.p[i];
-        if (ch == '%') {
-            int hi = i + 2 < seg.len ? hexval(seg.p[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(seg.p[i + 2]) : -1;
-            if (lo < 0)
-                return false;
-            ch = hi << 4 | lo;
-            i += 2;
-        }
-        if (ch == 0 || o + 1 >= cap)
-            return false;
-        out[o++] = (char)ch;
-    }
-    out[o] = '\0';
-    return true;
-}
-
 enum which { W_NONE = 0, W_CONFIG, W_RELOAD, W_SERVERS, W_SERVER, W_PURGE };
 
 static enum which which_path(const struct http_request *rq, struct str *seg)
 {
-    int n = split(rq->path, seg);
+    int n = admin_path_split(rq->path, seg, MAX_SEGS);
     if (n == 1 && str_eq(seg[0], STR_LIT("config")))
         return W_CONFIG;
     if (n == 1 && str_eq(seg[0], STR_LIT("reload")))
@@ -562,7 +508,7 @@ bool admin_config_route(struct admin *a, const struct http_request *rq, const ch
     case W_SERVERS:
         if (!method_ok(rq, r, "Allow: POST\r\n", HTTP_M_POST, none, none))
             return true;
-        if (!decode(seg[1], uname, sizeof(uname)))
+        if (!admin_path_decode(seg[1], uname, sizeof(uname)))
             reply_error(r, 400, NULL, "bad path encoding", NULL);
         else
             server_add(a, uname, body, body_len, r);
@@ -570,7 +516,8 @@ bool admin_config_route(struct admin *a, const struct http_request *rq, const ch
     case W_SERVER:
         if (!method_ok(rq, r, "Allow: DELETE\r\n", HTTP_M_DELETE, none, none))
             return true;
-        if (!decode(seg[1], uname, sizeof(uname)) || !decode(seg[3], saddr, sizeof(saddr)))
+        if (!admin_path_decode(seg[1], uname, sizeof(uname)) ||
+            !admin_path_decode(seg[3], saddr, sizeof(saddr)))
             reply_error(r, 400, NULL, "bad path encoding", NULL);
         else
             server_remove(a, uname, saddr, r);
