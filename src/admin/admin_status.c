@@ -2,7 +2,6 @@
  * server's state (UP / DOWN / DRAINING / EJECTED), health, in-flight count,
  * last check, last error and counters, as JSON. Reads the immutable
  * snapshot and the shared server-state atomics only. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,71 +10,26 @@
 #include "admin/admin.h"
 #include "core/clock.h"
 #include "core/common.h"
+#include "core/jbuf.h"
 #include "lb/balancer.h"
 #include "lb/server.h"
 #include "log/errlog.h"
 #include "version.h"
 
-struct jbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void jb_reserve(struct jbuf *b, size_t n)
+/* A JSON string, or null for NULL. */
+static void jb_json_str(struct jbuf *b, const char *s)
 {
-    if (b->len + n + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
-__attribute__((format(printf, 2, 3))) static void jb_printf(struct jbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    jb_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* A JSON string (quoted, escaped); NULL gives null. */
-static void jb_str(struct jbuf *b, const char *s)
-{
-    if (!s) {
-        jb_printf(b, "null");
-        return;
-    }
-    jb_reserve(b, strlen(s) * 6 + 2);
-    b->p[b->len++] = '"';
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            b->p[b->len++] = '\\';
-            b->p[b->len++] = (char)*c;
-        } else if (*c < 0x20) {
-            b->len += (size_t)snprintf(b->p + b->len, 7, "\\u%04x", *c);
-        } else {
-            b->p[b->len++] = (char)*c;
-        }
-    }
-    b->p[b->len++] = '"';
-    b->p[b->len] = '\0';
+    if (s)
+        jb_str(b, s, strlen(s));
+    else
+        jb_cstr(b, "null");
 }
 
 static void jb_time(struct jbuf *b, uint64_t wall_ms)
 {
     char t[40];
     size_t n = fmt_rfc3339_ms(t, wall_ms);
-    t[n] = '\0';
-    jb_str(b, t);
+    jb_str(b, t, n);
 }
 
 static const char *const algo_names[] = {"round_robin", "least_conn", "ip_hash", "random", "hash"};
@@ -87,7 +41,7 @@ static void server_json(struct jbuf *b, const struct conf_server *s, uint64_t no
     char err[160];
 
     jb_printf(b, "{\"address\":");
-    jb_str(b, s->address);
+    jb_json_str(b, s->address);
     jb_printf(b, ",\"weight\":%u,\"backup\":%s,\"state\":\"%s\"", s->weight,
               s->backup ? "true" : "false", server_state_name(s, now));
     if (!st) {
@@ -124,7 +78,8 @@ static void server_json(struct jbuf *b, const struct conf_server *s, uint64_t no
         jb_printf(b, "{\"time\":");
         jb_time(b, lew);
         jb_printf(b, ",\"error\":");
-        jb_str(b, server_err_text((enum server_err)(le >> 32), (uint32_t)le, err, sizeof(err)));
+        jb_json_str(b, server_err_text((enum server_err)(le >> 32), (uint32_t)le, err,
+                                       sizeof(err)));
         jb_printf(b, "}");
     } else {
         jb_printf(b, "null");
@@ -144,7 +99,7 @@ char *admin_status_json(const struct conf *c, uint64_t started_wall_ms, size_t *
     uint64_t wall = clock_wall_ms();
 
     jb_printf(&b, "{\"version\":");
-    jb_str(&b, PORTICO_VERSION);
+    jb_json_str(&b, PORTICO_VERSION);
     jb_printf(&b, ",\"time\":");
     jb_time(&b, wall);
     jb_printf(&b, ",\"pid\":%d,\"generation\":%lu", (int)getpid(), c->generation);
@@ -154,9 +109,9 @@ char *admin_status_json(const struct conf *c, uint64_t started_wall_ms, size_t *
     for (size_t i = 0; i < c->n_listeners; i++) {
         const struct conf_listener *l = &c->listeners[i];
         jb_printf(&b, "%s{\"name\":", i ? "," : "");
-        jb_str(&b, l->name);
+        jb_json_str(&b, l->name);
         jb_printf(&b, ",\"listen\":");
-        jb_str(&b, l->listen);
+        jb_json_str(&b, l->listen);
         jb_printf(&b, ",\"tls\":%s}", l->tls ? "true" : "false");
     }
     jb_printf(&b, "],\"upstreams\":[");
@@ -167,7 +122,7 @@ char *admin_status_json(const struct conf *c, uint64_t started_wall_ms, size_t *
             if (server_usable(&u->servers[j], now))
                 up++;
         jb_printf(&b, "%s{\"name\":", i ? "," : "");
-        jb_str(&b, u->name);
+        jb_json_str(&b, u->name);
         jb_printf(&b, ",\"balance\":\"%s\",\"health_checks\":%s,\"usable\":%zu,\"servers\":[",
                   (unsigned)u->balance < ARRAY_SIZE(algo_names) ? algo_names[u->balance] : "?",
                   u->health.enabled ? "true" : "false", up);
@@ -179,6 +134,5 @@ char *admin_status_json(const struct conf *c, uint64_t started_wall_ms, size_t *
         jb_printf(&b, "]}");
     }
     jb_printf(&b, "]}\n");
-    *len = b.len;
-    return b.p;
+    return jb_take(&b, len);
 }
