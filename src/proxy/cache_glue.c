@@ -163,23 +163,43 @@ static bool claim(struct stream *st, uint64_t now_ms)
     return true;
 }
 
-/* A field of a stored head ("Name: value\r\n" lines), or STR_NULL. */
+/* One line of a stored head ("Name: value\r\n" lines) at *p, before e:
+ * the whole line, and its name and trimmed value (both empty for a line
+ * without a colon). *p moves past the line; false at the end. */
+struct head_line {
+    struct str line, name, value;
+};
+
+static bool head_next(const char **p, const char *e, struct head_line *hl)
+{
+    if (*p >= e)
+        return false;
+    const char *eol = memchr(*p, '\n', (size_t)(e - *p));
+    const char *next = eol ? eol + 1 : e;
+    const char *le = eol ? eol : e;
+    if (le > *p && le[-1] == '\r')
+        le--;
+    const char *colon = memchr(*p, ':', (size_t)(le - *p));
+    hl->line = str_make(*p, (size_t)(next - *p));
+    if (colon) {
+        hl->name = str_make(*p, (size_t)(colon - *p));
+        hl->value = str_trim_ows(str_make(colon + 1, (size_t)(le - colon - 1)));
+    } else {
+        hl->name = hl->value = STR_NULL;
+    }
+    *p = next;
+    return true;
+}
+
+/* A field of a stored head, or STR_NULL. */
 static struct str head_field(const struct cache_obj *o, const char *name)
 {
-    size_t nl = strlen(name);
+    struct str want = str_c(name);
     const char *p = o->head, *e = o->head + o->head_len;
-    while (p < e) {
-        const char *eol = memchr(p, '\n', (size_t)(e - p));
-        const char *le = eol ? eol : e;
-        const char *colon = memchr(p, ':', (size_t)(le - p));
-        if (colon && (size_t)(colon - p) == nl && strncasecmp(p, name, nl) == 0) {
-            struct str v = str_trim_ows(str_make(colon + 1, (size_t)(le - colon - 1)));
-            while (v.len && (v.p[v.len - 1] == '\r'))
-                v.len--;
-            return v;
-        }
-        p = eol ? eol + 1 : e;
-    }
+    struct head_line hl;
+    while (head_next(&p, e, &hl))
+        if (hl.name.p && str_eq_ci(hl.name, want))
+            return hl.value;
     return STR_NULL;
 }
 
@@ -206,17 +226,13 @@ static int put_lines(struct buf *out, const char *p, size_t len, bool only_304,
                      const struct header_rules *rules)
 {
     const char *e = p + len;
-    while (p < e) {
-        const char *eol = memchr(p, '\n', (size_t)(e - p));
-        const char *le = eol ? eol + 1 : e;
-        const char *colon = memchr(p, ':', (size_t)(le - p));
-        if (colon) {
-            struct str name = str_make(p, (size_t)(colon - p));
-            bool skip = (only_304 && !field_in_304(name)) || fwd_rule_overrides(rules, name);
-            if (!skip && buf_append(out, p, (size_t)(le - p)) < 0)
-                return -1;
-        }
-        p = le;
+    struct head_line hl;
+    while (head_next(&p, e, &hl)) {
+        if (!hl.name.p || (only_304 && !field_in_304(hl.name)) ||
+            fwd_rule_overrides(rules, hl.name))
+            continue;
+        if (buf_append(out, hl.line.p, hl.line.len) < 0)
+            return -1;
     }
     return 0;
 }
@@ -235,7 +251,8 @@ static void serve_object(struct stream *st, struct cache_obj *o, enum cache_resu
     if (st->up)
         upstream_release(st, false);
     upstream_release_server(st);
-    if (status == 200 && cache_not_modified(rq, head_field(o, "etag"), head_field(o, "last-modified"))) {
+    if (status == 200 &&
+        cache_not_modified(rq, head_field(o, "etag"), head_field(o, "last-modified"))) {
         status = 304;
         has_body = false;
     } else if (status == 200 && o->body_len &&
@@ -569,16 +586,10 @@ bool cache_serve_stale_on_error(struct stream *st)
 
 static bool stored_field_skipped(const struct http_response *rs, struct str n)
 {
-    static const char *const skip[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-        "upgrade", "content-length", "x-request-id", "age", "cache-status", NULL};
-    for (unsigned i = 0; skip[i]; i++)
-        if (str_eq_lit_ci(n, skip[i]))
-            return true;
-    for (unsigned i = 0; i < rs->framing.n_conn_tokens; i++)
-        if (str_eq_ci(rs->framing.conn_tokens[i], n))
-            return true;
-    return false;
+    /* Framing and per-response fields are written anew at each use. */
+    return fwd_connection_field(&rs->framing, n) || str_eq_lit_ci(n, "content-length") ||
+           str_eq_lit_ci(n, "x-request-id") || str_eq_lit_ci(n, "age") ||
+           str_eq_lit_ci(n, "cache-status");
 }
 
 static size_t stored_head(const struct http_response *rs, char *out, size_t cap)
@@ -682,20 +693,12 @@ static struct cache_obj *freshened(struct stream *st, const struct http_response
     merged.version = 11;
     /* Old lines first, skipping those the 304 replaces. */
     const char *p = old->head, *e = old->head + old->head_len;
-    while (p < e && merged.n_headers < HTTP_MAX_HEADERS) {
-        const char *eol = memchr(p, '\n', (size_t)(e - p));
-        const char *le = eol ? eol : e;
-        const char *colon = memchr(p, ':', (size_t)(le - p));
-        if (colon) {
-            struct str name = str_make(p, (size_t)(colon - p));
-            struct str v = str_trim_ows(str_make(colon + 1, (size_t)(le - colon - 1)));
-            while (v.len && v.p[v.len - 1] == '\r')
-                v.len--;
-            if (http_header_find(rs->headers, rs->n_headers, name, 0) < 0 ||
-                str_eq_lit_ci(name, "content-length") || str_eq_lit_ci(name, "content-encoding"))
-                merged.headers[merged.n_headers++] = (struct http_header){name, v};
-        }
-        p = eol ? eol + 1 : e;
+    struct head_line hl;
+    while (merged.n_headers < HTTP_MAX_HEADERS && head_next(&p, e, &hl)) {
+        if (hl.name.p && (http_header_find(rs->headers, rs->n_headers, hl.name, 0) < 0 ||
+                          str_eq_lit_ci(hl.name, "content-length") ||
+                          str_eq_lit_ci(hl.name, "content-encoding")))
+            merged.headers[merged.n_headers++] = (struct http_header){hl.name, hl.value};
     }
     for (unsigned i = 0; i < rs->n_headers && merged.n_headers < HTTP_MAX_HEADERS; i++) {
         struct str n = rs->headers[i].name;
@@ -707,15 +710,14 @@ static struct cache_obj *freshened(struct stream *st, const struct http_response
     struct cache_control cc;
     cc_from_headers(merged.headers, merged.n_headers, false, &cc);
     struct cache_meta m;
-    uint8_t z = st->zalg;
-    st->zalg = (old->meta.flags & CACHE_F_ENCODED) ? ZALG_GZIP : ZALG_IDENTITY;
     fill_meta(st, &merged, &cc, default_ttl(st->route->cache, merged.status), &m);
-    st->zalg = z;
+    /* The body is the old one: so is its coding. */
+    m.flags = (m.flags & ~CACHE_F_ENCODED) | (old->meta.flags & CACHE_F_ENCODED);
     char *head = xmalloc(64 * 1024);
-    size_t hl = stored_head(&merged, head, 64 * 1024);
+    size_t head_len = stored_head(&merged, head, 64 * 1024);
     struct cache_obj *o = NULL;
-    if (hl != SIZE_MAX) {
-        o = cache_obj_new(old->key, old->key_len, &m, head, hl, old->body_len);
+    if (head_len != SIZE_MAX) {
+        o = cache_obj_new(old->key, old->key_len, &m, head, head_len, old->body_len);
         if (cache_obj_append(o, old->body, old->body_len, SIZE_MAX) < 0) {
             cache_obj_put(o);
             o = NULL;

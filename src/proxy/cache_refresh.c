@@ -9,12 +9,13 @@
 #include "filters/cache_store.h"
 #include "proxy/engine.h"
 
-static bool skipped(struct str n)
+/* Fields the copy must not carry: connection-specific ones, the body's
+ * framing (the copy has no body), Host (written first), the client's own
+ * conditionals and range, and its request id (the copy gets its own). */
+static bool skipped(const struct http_request *rq, struct str n)
 {
-    return str_eq_lit_ci(n, "connection") || str_eq_lit_ci(n, "keep-alive") ||
-           str_eq_lit_ci(n, "proxy-connection") || str_eq_lit_ci(n, "te") ||
-           str_eq_lit_ci(n, "upgrade") || str_eq_lit_ci(n, "transfer-encoding") ||
-           str_eq_lit_ci(n, "content-length") || str_eq_lit_ci(n, "expect") ||
+    return fwd_connection_field(&rq->framing, n) || str_eq_lit_ci(n, "content-length") ||
+           str_eq_lit_ci(n, "expect") ||
            str_eq_lit_ci(n, "host") || str_eq_lit_ci(n, "if-none-match") ||
            str_eq_lit_ci(n, "if-modified-since") || str_eq_lit_ci(n, "range") ||
            str_eq_lit_ci(n, "if-range") || str_eq_lit_ci(n, "x-request-id");
@@ -44,7 +45,7 @@ int cache_refresh_start(struct stream *st, struct cache_obj *o)
     ok &= add(b, STR_LIT("\r\n"));
     for (unsigned i = 0; i < rq->n_headers && ok; i++) {
         const struct http_header *h = &rq->headers[i];
-        if (skipped(h->name) || (h->name.len && h->name.p[0] == ':'))
+        if (skipped(rq, h->name) || (h->name.len && h->name.p[0] == ':'))
             continue;
         ok &= add(b, h->name) && add(b, STR_LIT(": ")) && add(b, h->value) &&
               add(b, STR_LIT("\r\n"));

@@ -127,6 +127,9 @@ int fwd_request_head(struct stream *st);
 int fwd_response_head(struct stream *st, const struct http_response *resp);
 /* Resolver for templates in the context of a stream. */
 struct str fwd_tmpl_var(void *ctx, enum tmpl_var v, struct str arg);
+/* True for a field that describes one connection only (RFC 9110 7.6.1):
+ * the hop-by-hop fields and those named by the message's Connection. */
+bool fwd_connection_field(const struct http_framing *f, struct str name);
 /* True when the rules (may be NULL) replace or remove field `name`. */
 bool fwd_rule_overrides(const struct header_rules *hr, struct str name);
 /* Appends the response header rules of the route (if any) to out. */

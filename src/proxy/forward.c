@@ -73,6 +73,11 @@ static bool is_hop_by_hop(struct str n)
     return false;
 }
 
+bool fwd_connection_field(const struct http_framing *f, struct str name)
+{
+    return is_hop_by_hop(name) || is_conn_token(f, name);
+}
+
 bool fwd_rule_overrides(const struct header_rules *hr, struct str name)
 {
     for (size_t i = 0; hr && i < hr->n; i++) {
