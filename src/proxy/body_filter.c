@@ -35,28 +35,39 @@ static bool no_transform(const struct http_response *rs)
     return false;
 }
 
-static struct str request_accept_encoding(const struct http_request *rq, char *tmp, size_t cap)
+/* The coding the route would use for this request: every Accept-Encoding
+ * field counts (joined as one list). The cache keys compressed variants by
+ * the same answer (cache_glue.c), so both must come from here. */
+enum zalg bf_negotiate(const struct stream *st)
 {
+    const struct conf_compress *cz = st->route->compress;
+    const struct http_request *rq = &st->req;
+    struct str ae = STR_NULL;
+    char tmp[1024];
     size_t n = 0;
-    bool any = false;
+    unsigned fields = 0;
     for (unsigned i = 0; i < rq->n_headers; i++) {
         const struct http_header *h = &rq->headers[i];
         if (!str_eq_lit_ci(h->name, "accept-encoding"))
             continue;
-        if (!any && (n = 0, true) && i + 1 >= rq->n_headers) {
-            any = true;
-            return h->value; /* the common case: one field, no copy */
+        if (fields++ == 0) {
+            ae = h->value; /* the common case: one field, no copy */
+            continue;
         }
-        if (any && n + 2 < cap) {
+        if (fields == 2) {
+            n = MIN(ae.len, sizeof(tmp));
+            memcpy(tmp, ae.p, n);
+        }
+        if (n + 2 < sizeof(tmp)) {
             tmp[n++] = ',';
             tmp[n++] = ' ';
         }
-        size_t k = MIN(h->value.len, cap - n);
+        size_t k = MIN(h->value.len, sizeof(tmp) - n);
         memcpy(tmp + n, h->value.p, k);
         n += k;
-        any = true;
+        ae = str_make(tmp, n);
     }
-    return any ? str_make(tmp, n) : STR_NULL;
+    return ae_negotiate(ae, cz->algs, cz->n_algs);
 }
 
 /* Whether the route would compress this response for some client: decides
@@ -106,10 +117,7 @@ bool bf_plan(struct stream *st, const struct http_response *rs, struct http_resp
     st->zalg = ZALG_IDENTITY;
     if (!compressible(st, rs))
         return false;
-    const struct conf_compress *cz = st->route->compress;
-    char tmp[1024];
-    enum zalg alg = ae_negotiate(request_accept_encoding(&st->req, tmp, sizeof(tmp)), cz->algs,
-                                 cz->n_algs);
+    enum zalg alg = bf_negotiate(st);
     *out = *rs;
     out->n_headers = 0;
     bool vary = vary_has_ae(rs);

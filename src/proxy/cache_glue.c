@@ -14,7 +14,6 @@
 #include "core/common.h"
 #include "filters/cache_store.h"
 #include "filters/compress.h"
-#include "filters/negotiate.h"
 #include "http/cache_policy.h"
 #include "log/errlog.h"
 #include "proxy/engine.h"
@@ -75,15 +74,6 @@ static bool build_key(struct stream *st)
     return true;
 }
 
-/* The coding this request would get from a compressing route. */
-static struct str negotiated_coding(struct stream *st)
-{
-    const struct conf_compress *cz = st->route->compress;
-    int i = http_header_find(st->req.headers, st->req.n_headers, STR_LIT("accept-encoding"), 0);
-    struct str ae = i >= 0 ? st->req.headers[i].value : STR_NULL;
-    return str_c(zalg_name(ae_negotiate(ae, cz->algs, cz->n_algs)));
-}
-
 /* Variant key: the primary key, '\n', then "name=value\n" for each field the
  * origin varies on (names: lowercase, comma separated). */
 static void build_vkey(struct stream *st, const char *names, size_t nl)
@@ -104,7 +94,7 @@ static void build_vkey(struct stream *st, const char *names, size_t nl)
         v[n++] = '=';
         size_t vstart = n;
         if (st->route->compress && str_eq_lit_ci(name, "accept-encoding")) {
-            struct str c2 = negotiated_coding(st);
+            struct str c2 = str_c(zalg_name(bf_negotiate(st)));
             if (n + c2.len + 1 < KEY_MAX + 1024) {
                 memcpy(v + n, c2.p, c2.len);
                 n += c2.len;

@@ -136,6 +136,8 @@ bool fwd_rule_overrides(const struct header_rules *hr, struct str name);
 int fwd_response_rules(struct stream *st, struct buf *out);
 
 /* body_filter.c */
+/* The coding a compressing route chooses for this request's Accept-Encoding. */
+enum zalg bf_negotiate(const struct stream *st);
 /* Plans compression for response head rs: true when the client head must be
  * built from *out (headers rewritten; scratch holds new values) instead. */
 bool bf_plan(struct stream *st, const struct http_response *rs, struct http_response *out,

@@ -556,6 +556,25 @@ def test_compressed_variants_cached(portico, origin, framing):
     assert o.n_requests == 4
 
 
+def test_cached_variant_of_two_accept_encoding_fields(portico, origin):
+    """The variant is keyed by the coding chosen from all Accept-Encoding
+    fields, as the encoder chooses it: a client whose first field alone
+    would pick another coding never gets this variant."""
+    body = text_body(30000, seed=44)
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], body=body))
+    p = portico(config(o.address, compress="[gzip, br]", route="    cache: true\n"))
+    two = [("Accept-Encoding", "zstd"), ("Accept-Encoding", "br")]
+    r = get(p, "/tv", headers=two)
+    assert_encoded(r.headers, "br")
+    assert decode("br", r.body) == body
+    r = get(p, "/tv", headers=two)  # a hit: the stored length is known
+    assert r.header("content-encoding") == "br", r.headers
+    assert "hit" in r.header("cache-status", "") and decode("br", r.body) == body
+    r = get(p, "/tv", "zstd")  # no coding of the route: identity, its own variant
+    assert_identity(r.headers, r.body, body)
+    assert o.n_requests == 2
+
+
 def test_cached_identity_then_compressed(portico, origin):
     """An entry stored for a client that takes no coding is not handed to one
     that asked for gzip as if it were, nor the other way round."""
