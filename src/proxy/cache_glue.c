@@ -195,14 +195,6 @@ static struct str head_field(const struct cache_obj *o, const char *name)
 
 /* ---- serving from the cache ---- */
 
-static bool keep_alive_ok(struct stream *st)
-{
-    const struct http_request *rq = &st->req;
-    return !(st->w->draining || (rq->version == 10 && !rq->framing.conn_keep_alive) ||
-             rq->framing.conn_close || st->conf->timeouts.keepalive_ms == 0 ||
-             !st->req_body.done);
-}
-
 /* Fields a 304 carries from the stored response (RFC 9110 15.4.5). */
 static bool field_in_304(struct str name)
 {
@@ -308,7 +300,7 @@ static void serve_object(struct stream *st, struct cache_obj *o, enum cache_resu
             cache_obj_put(o);
         return;
     }
-    if (!keep_alive_ok(st))
+    if (!st->req_body.done || !stream_client_keeps_alive(st))
         st->close_client = true;
     size_t need = o->head_len + xl + 1024;
     if (st->resp_out && st->resp_out->size < need) {

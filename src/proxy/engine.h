@@ -54,6 +54,10 @@ int stream_pump(struct stream *st);
 void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
                     size_t body_len, const char *extra, size_t extra_len);
 void stream_error(struct stream *st, int status);
+/* Whether the client connection may stay open after this exchange (not
+ * draining, no Connection: close, HTTP/1.0 only with keep-alive, keep-alive
+ * not turned off). Whether the request body was read is the caller's check. */
+bool stream_client_keeps_alive(const struct stream *st);
 /* Ends the stream abruptly: closes the client (a cut response). STEP_GONE. */
 int stream_abort(struct stream *st);
 

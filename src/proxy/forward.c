@@ -522,8 +522,7 @@ int fwd_response_head(struct stream *st, const struct http_response *rs)
         if (client_10)
             st->close_client = true;
     }
-    if (st->w->draining || (client_10 && !rq->framing.conn_keep_alive) || rq->framing.conn_close ||
-        st->conf->timeouts.keepalive_ms == 0)
+    if (!stream_client_keeps_alive(st))
         st->close_client = true;
 
     if (put_status_line(out, status) < 0)

@@ -94,6 +94,13 @@ void stream_kick(struct stream *st)
         client_run(cl);
 }
 
+bool stream_client_keeps_alive(const struct stream *st)
+{
+    const struct http_request *rq = &st->req;
+    return !(st->w->draining || rq->framing.conn_close || st->conf->timeouts.keepalive_ms == 0 ||
+             (rq->version == 10 && !rq->framing.conn_keep_alive));
+}
+
 /* ---- local responses ---- */
 
 void stream_respond(struct stream *st, int status, const char *ctype, const char *body,
@@ -113,9 +120,7 @@ void stream_respond(struct stream *st, int status, const char *ctype, const char
     /* Keep an unsent 100-continue out: the final status replaces it. */
     if (st->resp_out)
         st->resp_out->head = st->resp_out->tail = 0;
-    if (!st->req_body.done || st->w->draining || st->req.framing.conn_close ||
-        st->conf->timeouts.keepalive_ms == 0 ||
-        (st->req.version == 10 && !st->req.framing.conn_keep_alive) || status == 400 ||
+    if (!st->req_body.done || !stream_client_keeps_alive(st) || status == 400 ||
         status == 408 || status == 413 || status == 414 || status == 431 || status == 505)
         st->close_client = true;
     ensure_resp_out(st, body_len + extra_len + 1024);
