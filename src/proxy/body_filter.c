@@ -21,20 +21,6 @@
 /* Room kept for a chunk's CRLF and the last chunk. */
 #define CHUNK_TAIL 8
 
-static bool no_transform(const struct http_response *rs)
-{
-    for (unsigned i = 0; i < rs->n_headers; i++) {
-        const struct http_header *h = &rs->headers[i];
-        if (!str_eq_lit_ci(h->name, "cache-control"))
-            continue;
-        const char *p = h->value.p, *e = p + h->value.len;
-        for (; p + 12 <= e; p++)
-            if (strncasecmp(p, "no-transform", 12) == 0)
-                return true;
-    }
-    return false;
-}
-
 /* The coding the route would use for this request: every Accept-Encoding
  * field counts (joined as one list). The cache keys compressed variants by
  * the same answer (cache_glue.c), so both must come from here. */
@@ -92,7 +78,9 @@ static bool compressible(const struct stream *st, const struct http_response *rs
     if (cz->n_types ? !ctype_allowed(ctype, cz->types, cz->n_types)
                     : !ctype_compressible_default(ctype))
         return false;
-    return !no_transform(rs);
+    struct cache_control cc;
+    cc_from_headers(rs->headers, rs->n_headers, false, &cc);
+    return !cc.no_transform;
 }
 
 static bool vary_has_ae(const struct http_response *rs)
