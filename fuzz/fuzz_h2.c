@@ -9,8 +9,8 @@
  * nghttp2_session_consume), the run queue, the DATA provider, stream
  * close/free accounting, GOAWAY on drain and terminate, h2_free. The engine
  * functions h2.c calls (stream_get/put/start/pump, client_*, upstream_*,
- * stream_log, fwd_response_rules, errlog) are stubbed below with a small
- * model of the engine: a started stream either answers at once with a local
+ * stream_log, fwd_response_rules, fwd_rule_overrides, errlog) are stubbed
+ * below with a small model of the engine: a started stream either answers at once with a local
  * response (h2_submit_local, sometimes with a body larger than a window),
  * answers with an upstream-style head (h2_submit_head: connection-specific
  * fields and tokens to strip, HEAD/204/304), is reset (h2_reset, like
@@ -142,6 +142,15 @@ int fwd_response_rules(struct stream *st, struct buf *out)
 {
     (void)st, (void)out;
     return -1;
+}
+
+bool fwd_rule_overrides(const struct header_rules *hr, struct str name)
+{
+    for (size_t i = 0; hr && i < hr->n; i++)
+        if (hr->rules[i].op != HDR_ADD &&
+            str_eq_ci(str_make(hr->rules[i].name, hr->rules[i].name_len), name))
+            return true;
+    return false;
 }
 
 void client_close(struct client *cl)
