@@ -10,14 +10,14 @@
  * close/free accounting, GOAWAY on drain and terminate, h2_free. The engine
  * functions h2.c calls (stream_get/put/start/pump, client_*, upstream_*,
  * stream_log, fwd_response_rules, fwd_rule_overrides, errlog) are stubbed
- * below with a small model of the engine: a started stream either answers at once with a local
- * response (h2_submit_local, sometimes with a body larger than a window),
- * answers with an upstream-style head (h2_submit_head: connection-specific
- * fields and tokens to strip, HEAD/204/304), is reset (h2_reset, like
- * stream_abort), or "forwards" its request body (drains h2_in, credits it)
- * and answers once END_STREAM arrived. No sockets: the transport's writev
- * swallows the output (sometimes only part of it, or IO_AGAIN, so the
- * output buffer and H2_OUT_HIGH paths run too).
+ * below with a small model of the engine: a started stream either answers at
+ * once with a local response (h2_submit_local, sometimes with a body larger
+ * than a window), answers with an upstream-style head (h2_submit_head:
+ * connection-specific fields and tokens to strip, HEAD/204/304), is reset
+ * (h2_reset, like stream_abort), or "forwards" its request body (drains h2_in,
+ * credits it) and answers once END_STREAM arrived. No sockets: the
+ * transport's writev swallows the output (sometimes only part of it, or
+ * IO_AGAIN, so the output buffer and H2_OUT_HIGH paths run too).
  *
  * Input: byte 0 selects the engine behaviour and the feed pattern; the rest
  * follows the preface and is fed to h2_run in pieces of 1..4096 bytes.
