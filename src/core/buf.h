@@ -1,9 +1,9 @@
 /* buf.h - bounded byte buffers for socket I/O.
  * Invariant: 0 <= head <= tail <= size; bytes [head, tail) are pending data.
  * A buffer never grows: its size is fixed at allocation, which bounds the
- * memory of every connection whatever the message size. Buffers of the two
- * standard sizes come from per-thread free lists, so the hot path rarely
- * calls malloc. */
+ * memory of every connection whatever the message size. Buffers up to
+ * 256 KiB come from per-thread free lists by 4 KiB size class, so the hot
+ * path rarely calls malloc. */
 #ifndef PORTICO_CORE_BUF_H
 #define PORTICO_CORE_BUF_H
 
@@ -24,7 +24,7 @@ struct buf {
     char data[];
 };
 
-/* Returns an empty buffer of `size` bytes (BUF_STD_SIZE ones are recycled). */
+/* Returns an empty buffer of `size` bytes. */
 struct buf *buf_get(size_t size);
 /* Returns b to the per-thread free list (or frees it). NULL is allowed. */
 void buf_put(struct buf *b);
