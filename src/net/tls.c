@@ -31,12 +31,15 @@
 atomic_ulong tls_handshakes_total, tls_handshake_failures_total;
 bool tls_h2_enabled;
 
-/* Mozilla "intermediate" TLS 1.2 suites without DHE (forward-secret AEAD only);
- * TLS 1.3 suites are all AEAD and keep OpenSSL's default order. */
+/* Mozilla "intermediate" TLS 1.2 suites without DHE (forward-secret AEAD only). */
 #define TLS12_CIPHERS                                                                  \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                        \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                        \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* TLS 1.3 suites are all AEAD; Mozilla's order puts AES-128 first, which
+ * OpenSSL's default (AES-256 first) does not: as strong in practice, and
+ * fewer rounds per record for both ends. */
+#define TLS13_CIPHERS "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 #define MAX_NAMES 64
 
@@ -363,6 +366,7 @@ static SSL_CTX *new_ctx(const struct conf_tls *ct, struct tls_ctxs *t)
      * behind in OpenSSL's buffer. */
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
+    SSL_CTX_set_ciphersuites(ctx, TLS13_CIPHERS);
     SSL_CTX_set_max_early_data(ctx, 0);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"portico", 7);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, t);
@@ -568,6 +572,7 @@ static int build_upstream(struct conf_upstream *u, const char *cn, struct conf_e
      * behind in OpenSSL's buffer. */
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
+    SSL_CTX_set_ciphersuites(ctx, TLS13_CIPHERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, client_new_session_cb);
     int rc = 0;

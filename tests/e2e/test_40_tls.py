@@ -391,6 +391,15 @@ def test_server_cipher_preference(std, pki):
     assert negotiated(out) == ("New", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), out
 
 
+def test_tls13_server_suite_preference(std, pki):
+    """OpenSSL clients offer AES-256 first; the server's order (Mozilla's)
+    picks AES-128."""
+    p, o = std
+    rc, out = s_client(p.port, "-tls1_3", "-servername", "a.example.test", "-ciphersuites",
+                       "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256")
+    assert negotiated(out) == ("New", "TLSv1.3", "TLS_AES_128_GCM_SHA256"), out
+
+
 STRONG_TLS12 = {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
                 "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}
 
