@@ -67,6 +67,14 @@ void buf_put(struct buf *b)
     free(b);
 }
 
+size_t buf_cached_bytes(void)
+{
+    size_t n = 0;
+    for (unsigned c = 0; c < BUF_CLASSES; c++)
+        n += (size_t)free_count[c] * (c + 1) * BUF_CLASS_UNIT;
+    return n;
+}
+
 void buf_cache_drain(void)
 {
     for (unsigned c = 0; c < BUF_CLASSES; c++) {

@@ -28,6 +28,8 @@ struct buf {
 struct buf *buf_get(size_t size);
 /* Returns b to the per-thread free list (or frees it). NULL is allowed. */
 void buf_put(struct buf *b);
+/* Bytes held by this thread's free lists. */
+size_t buf_cached_bytes(void);
 /* Frees this thread's cached buffers (at thread exit). */
 void buf_cache_drain(void);
 
