@@ -83,18 +83,19 @@ static bool compressible(const struct stream *st, const struct http_response *rs
     return !cc.no_transform;
 }
 
+/* Whether the origin's Vary already covers Accept-Encoding: the field
+ * itself, or "*". Compared by list element: "X-Accept-Encoding-Hint" is
+ * another field. */
 static bool vary_has_ae(const struct http_response *rs)
 {
     for (unsigned i = 0; i < rs->n_headers; i++) {
         const struct http_header *h = &rs->headers[i];
         if (!str_eq_lit_ci(h->name, "vary"))
             continue;
-        const char *p = h->value.p, *e = p + h->value.len;
-        for (; p + 15 <= e; p++)
-            if (strncasecmp(p, "accept-encoding", 15) == 0 || *p == '*')
+        struct str rest = h->value, name;
+        while (str_list_next(&rest, &name))
+            if (str_eq_lit_ci(name, "accept-encoding") || (name.len == 1 && name.p[0] == '*'))
                 return true;
-        if (p < e && memchr(p, '*', (size_t)(e - p)))
-            return true;
     }
     return false;
 }

@@ -235,6 +235,17 @@ def test_vary_not_duplicated(portico, origin):
         assert vary_tokens(r.headers).count("accept-encoding") == 1, r.headers
 
 
+def test_vary_on_a_field_named_like_accept_encoding(portico, origin):
+    """Vary is a list of field names: X-Accept-Encoding-Hint is not
+    Accept-Encoding, so portico must still add it."""
+    body = text_body(5000)
+    o = origin(scripted(headers=[("Content-Type", "text/plain"), ("Vary", "X-Accept-Encoding-Hint")], body=body))
+    p = portico(config(o.address))
+    for ae in ("gzip", None):
+        r = get(p, "/v", ae)
+        assert set(vary_tokens(r.headers)) == {"x-accept-encoding-hint", "accept-encoding"}, r.headers
+
+
 # ---------------------------------------------------------------- negotiation
 
 NEG = [
