@@ -82,11 +82,8 @@ static void build_vkey(struct stream *st, const char *names, size_t nl)
     size_t n = st->cache_key_len;
     memcpy(v, st->cache_key, n);
     v[n++] = '\n';
-    const char *p = names, *e = names + nl;
-    while (p < e) {
-        const char *c = memchr(p, ',', (size_t)(e - p));
-        struct str name = str_trim_ows(str_make(p, (size_t)((c ? c : e) - p)));
-        p = c ? c + 1 : e;
+    struct str rest = str_make(names, nl), name;
+    while (str_list_next(&rest, &name)) {
         if (!name.len || n + name.len + 2 >= KEY_MAX + 1024)
             continue;
         memcpy(v + n, name.p, name.len);
@@ -574,15 +571,23 @@ static bool stored_field_skipped(const struct http_response *rs, struct str n)
            str_eq_lit_ci(n, "cache-status");
 }
 
-static size_t stored_head(const struct http_response *rs, char *out, size_t cap)
+/* The stored head: the response's fields as "name: value\r\n" lines, less
+ * the skipped ones. Returns a heap copy of exactly that size. */
+static char *stored_head(const struct http_response *rs, size_t *len)
 {
     size_t n = 0;
     for (unsigned i = 0; i < rs->n_headers; i++) {
         const struct http_header *h = &rs->headers[i];
+        if (!stored_field_skipped(rs, h->name))
+            n += h->name.len + h->value.len + 4;
+    }
+    char *out = xmalloc(n ? n : 1);
+    *len = n;
+    n = 0;
+    for (unsigned i = 0; i < rs->n_headers; i++) {
+        const struct http_header *h = &rs->headers[i];
         if (stored_field_skipped(rs, h->name))
             continue;
-        if (n + h->name.len + h->value.len + 4 > cap)
-            return SIZE_MAX;
         memcpy(out + n, h->name.p, h->name.len);
         n += h->name.len;
         out[n++] = ':';
@@ -592,7 +597,7 @@ static size_t stored_head(const struct http_response *rs, char *out, size_t cap)
         out[n++] = '\r';
         out[n++] = '\n';
     }
-    return n;
+    return out;
 }
 
 /* Lowercase names of every Vary field, comma separated; false for "*". */
@@ -602,12 +607,8 @@ static bool vary_names(const struct http_response *rs, char *out, size_t cap, si
     for (unsigned i = 0; i < rs->n_headers; i++) {
         if (!str_eq_lit_ci(rs->headers[i].name, "vary"))
             continue;
-        struct str v = rs->headers[i].value;
-        const char *p = v.p, *e = v.p + v.len;
-        while (p < e) {
-            const char *c = memchr(p, ',', (size_t)(e - p));
-            struct str name = str_trim_ows(str_make(p, (size_t)((c ? c : e) - p)));
-            p = c ? c + 1 : e;
+        struct str rest = rs->headers[i].value, name;
+        while (str_list_next(&rest, &name)) {
             if (!name.len)
                 continue;
             if (name.len == 1 && name.p[0] == '*')
@@ -695,17 +696,14 @@ static struct cache_obj *freshened(struct stream *st, const struct http_response
     fill_meta(st, &merged, &cc, default_ttl(st->route->cache, merged.status), &m);
     /* The body is the old one: so is its coding. */
     m.flags = (m.flags & ~CACHE_F_ENCODED) | (old->meta.flags & CACHE_F_ENCODED);
-    char *head = xmalloc(64 * 1024);
-    size_t head_len = stored_head(&merged, head, 64 * 1024);
-    struct cache_obj *o = NULL;
-    if (head_len != SIZE_MAX) {
-        o = cache_obj_new(old->key, old->key_len, &m, head, head_len, old->body_len);
-        if (cache_obj_append(o, old->body, old->body_len, SIZE_MAX) < 0) {
-            cache_obj_put(o);
-            o = NULL;
-        }
-    }
+    size_t head_len;
+    char *head = stored_head(&merged, &head_len);
+    struct cache_obj *o = cache_obj_new(old->key, old->key_len, &m, head, head_len, old->body_len);
     free(head);
+    if (cache_obj_append(o, old->body, old->body_len, SIZE_MAX) < 0) {
+        cache_obj_put(o);
+        o = NULL;
+    }
     return o;
 }
 
@@ -780,18 +778,15 @@ void cache_begin_fill(struct stream *st, struct http_response *rs)
             }
             struct cache_meta m;
             fill_meta(st, rs, &scc, ttl, &m);
-            char *head = xmalloc(64 * 1024);
-            size_t hl = stored_head(rs, head, 64 * 1024);
-            if (hl != SIZE_MAX) {
-                size_t kl;
-                const char *k = lookup_key(st, &kl);
-                size_t hint = rs->framing.has_content_length && st->zalg == ZALG_IDENTITY
-                                  ? (size_t)rs->framing.content_length
-                                  : 16384;
-                st->fill = cache_obj_new(k, kl, &m, head, hl, hint);
-                storing = true;
-            }
+            size_t hl, kl;
+            char *head = stored_head(rs, &hl);
+            const char *k = lookup_key(st, &kl);
+            size_t hint = rs->framing.has_content_length && st->zalg == ZALG_IDENTITY
+                              ? (size_t)rs->framing.content_length
+                              : 16384;
+            st->fill = cache_obj_new(k, kl, &m, head, hl, hint);
             free(head);
+            storing = true;
         }
         if (!storing) {
             /* Keys claimed under the primary key: release that one. */
