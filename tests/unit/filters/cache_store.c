@@ -1,4 +1,4 @@
-/* Unit tests for filters/cache_store.c: the memory tier (lookup, replace,
+/* Unit tests for filters/cache_store.c and cache_disk.c: the memory tier (lookup, replace,
  * references, LRU, byte accounting, limits, purge), fill claims, the disk
  * tier (persistence across stores, damaged files, limit, purge) and a
  * multi-threaded run whose stats must add up. */
