@@ -67,6 +67,18 @@ static inline struct str str_trim_ows(struct str s)
     return s;
 }
 
+/* Takes the bytes up to the next `sep` (or the end) off the front of *rest,
+ * which moves past that separator. The piece is returned untrimmed. */
+static inline struct str str_split_next(struct str *rest, char sep)
+{
+    const char *p = rest->p;
+    const char *c = rest->len ? memchr(p, sep, rest->len) : NULL;
+    size_t n = c ? (size_t)(c - p) : rest->len;
+    rest->p += c ? n + 1 : n;
+    rest->len -= c ? n + 1 : n;
+    return str_make(p, n);
+}
+
 /* Takes the next element of a comma-separated list (RFC 9110 5.6.1) off the
  * front of *rest, trimmed of OWS; empty elements ("a,,b") come back empty
  * and callers skip them. Returns false once *rest is used up. */
@@ -74,11 +86,7 @@ static inline bool str_list_next(struct str *rest, struct str *item)
 {
     if (!rest->len)
         return false;
-    const char *c = memchr(rest->p, ',', rest->len);
-    size_t n = c ? (size_t)(c - rest->p) : rest->len;
-    *item = str_trim_ows(str_make(rest->p, n));
-    rest->p += c ? n + 1 : n;
-    rest->len -= c ? n + 1 : n;
+    *item = str_trim_ows(str_split_next(rest, ','));
     return true;
 }
 

@@ -32,18 +32,6 @@ static int parse_qvalue(struct str v)
     return q > Q_MAX ? -1 : q; /* "1.5" is not a qvalue */
 }
 
-/* Next element of a `sep`-separated list: the bytes up to the next sep (or
- * the end), with *rest advanced past that separator. */
-static struct str next_item(struct str *rest, char sep)
-{
-    const char *p = rest->p;
-    const char *e = memchr(p, sep, rest->len);
-    size_t n = e ? (size_t)(e - p) : rest->len;
-    rest->p += e ? n + 1 : n;
-    rest->len -= e ? n + 1 : n;
-    return str_make(p, n);
-}
-
 /* Parses one list element "coding *( OWS ";" OWS param )" into its coding
  * and weight. Returns false when the element must be ignored (an empty
  * coding, a q parameter that is not a qvalue). Parameters other than q are
@@ -52,12 +40,12 @@ static struct str next_item(struct str *rest, char sep)
 static bool parse_element(struct str el, struct str *coding, int *q)
 {
     struct str rest = el;
-    *coding = str_trim_ows(next_item(&rest, ';'));
+    *coding = str_trim_ows(str_split_next(&rest, ';'));
     *q = Q_MAX;
     if (coding->len == 0)
         return false;
     while (rest.p && rest.len) {
-        struct str param = str_trim_ows(next_item(&rest, ';'));
+        struct str param = str_trim_ows(str_split_next(&rest, ';'));
         const char *eq = memchr(param.p, '=', param.len);
         if (!eq)
             continue;
@@ -88,7 +76,7 @@ static void ae_parse(struct str ae, struct ae_weights *w)
     while (rest.p && rest.len) {
         struct str coding;
         int q;
-        if (!parse_element(next_item(&rest, ','), &coding, &q))
+        if (!parse_element(str_split_next(&rest, ','), &coding, &q))
             continue;
         int *slot;
         int alg = zalg_lookup(coding.p, coding.len);
@@ -155,7 +143,7 @@ static bool media_type(struct str ctype, struct str *type, struct str *sub)
     if (!ctype.p)
         return false;
     struct str rest = ctype;
-    struct str mt = str_trim_ows(next_item(&rest, ';'));
+    struct str mt = str_trim_ows(str_split_next(&rest, ';'));
     const char *slash = memchr(mt.p, '/', mt.len);
     if (!slash)
         return false;

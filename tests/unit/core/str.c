@@ -1,5 +1,6 @@
-/* Unit tests for core/str.h: the comma-list splitter. */
+/* Unit tests for core/str.h: the separator and comma-list splitters. */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "core/str.h"
 
@@ -46,4 +47,19 @@ Test(str, a_name_inside_another_is_not_an_element)
     cr_assert_eq(n, 2);
     for (int i = 0; i < n; i++)
         cr_assert(!str_eq_lit_ci(it[i], "accept-encoding"));
+}
+
+Test(str, split_next_keeps_whitespace_and_any_separator)
+{
+    struct str rest = str_c("gzip ; q=0.5;x"), a = str_split_next(&rest, ';');
+    cr_assert_eq(a.len, 5);
+    cr_assert_eq(memcmp(a.p, "gzip ", 5), 0, "untrimmed");
+    struct str b = str_split_next(&rest, ';');
+    cr_assert_eq(b.len, 6);
+    cr_assert_eq(memcmp(b.p, " q=0.5", 6), 0);
+    struct str c = str_split_next(&rest, ';');
+    cr_assert_eq(c.len, 1);
+    cr_assert_eq(rest.len, 0, "the last piece takes the rest");
+    struct str none = str_split_next(&rest, ';');
+    cr_assert_eq(none.len, 0);
 }
