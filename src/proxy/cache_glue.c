@@ -787,8 +787,7 @@ void cache_begin_fill(struct stream *st, struct http_response *rs)
             st->fill = cache_obj_new(k, kl, &m, head, hl, hint);
             free(head);
             storing = true;
-        }
-        if (!storing) {
+        } else {
             /* Keys claimed under the primary key: release that one. */
             drop_claim(st);
         }
